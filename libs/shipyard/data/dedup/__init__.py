@@ -1,0 +1,1 @@
+"""See shipyard.data."""
