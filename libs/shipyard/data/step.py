@@ -23,15 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from shipyard.data.document import Document
 from shipyard.storage.base import Storage
 
 
 class StepParams(BaseModel):
-    """Base of every step's parameters: unknown keys are errors, names accept camelCase too."""
+    """Base of every step's parameters: unknown keys are errors; specs may spell names in camelCase
+    (Kubernetes style, ``minDocWords``) or snake_case (``min_doc_words``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, alias_generator=to_camel)
 
 
 @dataclass

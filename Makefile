@@ -1,0 +1,49 @@
+# Shipyard developer entry points. Both `quickstart` and `test` build the virtual environment they need.
+#   make quickstart   run the main job in embedded mode (no cluster)
+#   make test         lint, check generated code, run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= data,ray,k8s,dev
+# Re-install when the dependency declarations change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+# Tests run in a loopback-only network namespace when the kernel lets us make one: Ray and
+# torch.distributed bind every interface otherwise, and no test may reach beyond 127.0.0.0/8.
+ISOLATE := $(shell unshare -n true 2>/dev/null && echo "unshare -n")
+
+.PHONY: quickstart test lint protos check-protos lock clean
+
+$(STAMP):
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+quickstart: $(STAMP)
+	$(BIN)/shipyard ingest run -f examples/ingest-corpus.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/python tools/gen_protos.py --check
+
+test: lint
+ifeq ($(ISOLATE),)
+	$(BIN)/pytest -q -m "not ray" tests
+else
+	$(ISOLATE) bash -c 'ip link set lo up && exec $(BIN)/pytest -q tests'
+endif
+
+protos: $(STAMP)
+	$(BIN)/python tools/gen_protos.py
+
+# Refresh constraints.txt from a fresh resolution of every extra (torch pinned to the CPU build).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q torch==2.13.0 && .lock-venv/bin/pip install -q -e '.[data,ray,ml,k8s,dev]'
+	{ head -3 constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""``shipyard ingest``: run a pipeline embedded (``run``) or through the ingest service (``submit``...)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import click
+
+from shipyard.cli import display
+from shipyard.cli.main import CliContext
+from shipyard.data.executor.runner import IngestResult, run_ingest
+from shipyard.data.spec import load_job_file
+from shipyard.errors import Cancelled
+
+
+@click.group()
+def ingest() -> None:
+    """Clean, deduplicate and tokenize raw text into a Dataset (WanJuan-style pipeline).
+
+    A job is a YAML manifest (kind: IngestJob) listing the input, the output and the steps;
+    see examples/ingest-corpus.yaml. `run` executes it on this machine; `submit`, `get`, `list`,
+    `watch` and `cancel` talk to a running ingest service (`shipyard up`).
+    """
+
+
+@ingest.command("run")
+@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False), help="IngestJob YAML.")
+@click.option("--workers", type=int, help="Parallel workers (default: config ingest.workers).")
+@click.pass_obj
+def run_cmd(obj: CliContext, path: str, workers: int | None) -> None:
+    """Run an IngestJob here, with a progress bar, then print per-step statistics.
+
+    Resumable: rerunning an interrupted job skips every shard that already finished.
+    Ctrl-C cancels and removes partial output.
+    """
+    job = load_job_file(path)
+    cancel = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    with display.JobProgress(f"ingest {job.metadata.name}") as bar:
+
+        def target() -> None:
+            try:
+                outcome["result"] = run_ingest(
+                    job,
+                    storage_config=obj.config.storage,
+                    workers=workers or obj.config.ingest.workers,
+                    on_progress=lambda p: bar.update(p.stage, p.completed, p.total, p.documents_read, p.elapsed),
+                    cancel=cancel,
+                )
+            except BaseException as exc:  # re-raised in the main thread below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, name="ingest-run")
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            display.console.print("[yellow]cancelling…[/] (partial output is removed)")
+            cancel.set()
+            thread.join()
+    if "error" in outcome:
+        if isinstance(outcome["error"], Cancelled):
+            display.console.print("[yellow]cancelled[/]")
+            raise SystemExit(130)
+        raise outcome["error"]
+    print_result(outcome["result"])
+
+
+def print_result(result: IngestResult) -> None:
+    display.out.print(display.stats_table(result.steps))
+    rows: list[tuple[str, Any]] = [
+        ("documents read", result.documents_read),
+        ("documents written", result.documents_written),
+        ("tokens", result.tokens_written),
+        ("quarantined records", result.quarantined),
+        ("manifest", result.manifest_uri),
+    ]
+    if result.quarantined:
+        rows.append(("quarantine", result.quarantine_uri))
+    display.out.print(display.summary_table(rows))
+

@@ -1,0 +1,189 @@
+"""The Gopher heuristics (Rae et al. 2021, as in datatrove): repetition and quality filters.
+
+Defaults are the paper's / datatrove's. Words come from ``words.split_words`` (CJK characters count as
+words); for Chinese/Japanese documents the mean-word-length and stop-word rules are skipped because they
+presuppose space-separated words (see ``words``). One deliberate difference from datatrove: the top
+n-gram rule only fires for n-grams that occur more than once (a unique n-gram is not a repetition, and
+datatrove's version rejects very short documents for it).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from shipyard.data.document import Document
+from shipyard.data.step import Filter, StepParams
+from shipyard.data.steps.words import is_cjk, split_words
+
+__all__ = ["GopherQualityFilter", "GopherRepetitionFilter"]
+
+_PARAGRAPHS = re.compile(r"\n{2,}")
+_LINES = re.compile(r"\n+")
+STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~—–…‘’“”«»、。，！？：；（）《》「」『』")
+
+
+def _duplicates(items: list[str]) -> tuple[int, int]:
+    """(number of repeated items, characters in them), counting every occurrence after the first."""
+    seen: set[str] = set()
+    count = chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
+
+
+def _top_ngram_chars(words: list[str], n: int) -> int:
+    """Characters covered by the most frequent n-gram, if it occurs more than once."""
+    grams = collections.Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    if not grams:
+        return 0
+    gram, count = grams.most_common(1)[0]
+    return len(gram) * count if count > 1 else 0
+
+
+def _duplicated_ngram_chars(words: list[str], n: int) -> int:
+    """Characters in n-grams that repeat an earlier n-gram (non-overlapping, as in datatrove)."""
+    seen: set[str] = set()
+    chars = i = 0
+    while i < len(words) - n + 1:
+        gram = "".join(words[i : i + n])
+        if gram in seen:
+            chars += len(gram)
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return chars
+
+
+def _fractions(pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    for n, frac in pairs:
+        if not 1 <= n <= 20 or not 0.0 <= frac <= 1.0:
+            raise ValueError(f"({n}, {frac}): n must be in 1..20 and the fraction in 0..1")
+    return pairs
+
+
+class GopherRepetitionFilter(Filter):
+    """Drop documents made of repeated lines, paragraphs or n-grams."""
+
+    name = "gopher_repetition"
+
+    class Params(StepParams):
+        dup_line_frac: float = Field(0.3, ge=0, le=1, description="max fraction of duplicated lines")
+        dup_para_frac: float = Field(0.3, ge=0, le=1, description="max fraction of duplicated paragraphs")
+        dup_line_char_frac: float = Field(0.2, ge=0, le=1, description="max char fraction in duplicated lines")
+        dup_para_char_frac: float = Field(0.2, ge=0, le=1, description="max char fraction in dup paragraphs")
+        top_n_grams: list[tuple[int, float]] = Field(
+            [(2, 0.2), (3, 0.18), (4, 0.16)], description="(n, max char fraction of the top n-gram)"
+        )
+        dup_n_grams: list[tuple[int, float]] = Field(
+            [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
+            description="(n, max char fraction in duplicated n-grams)",
+        )
+
+        _check_top = field_validator("top_n_grams")(_fractions)
+        _check_dup = field_validator("dup_n_grams")(_fractions)
+
+    params: Params
+
+    def reject(self, doc: Document) -> str | None:
+        p = self.params
+        text = doc.text.strip()
+        if not text:
+            return "gopher_empty"
+        paragraphs = _PARAGRAPHS.split(text)
+        count, chars = _duplicates(paragraphs)
+        if count / len(paragraphs) > p.dup_para_frac:
+            return "gopher_dup_para_frac"
+        if chars / len(text) > p.dup_para_char_frac:
+            return "gopher_dup_para_char_frac"
+        lines = _LINES.split(text)
+        count, chars = _duplicates(lines)
+        if count / len(lines) > p.dup_line_frac:
+            return "gopher_dup_line_frac"
+        if chars / len(text) > p.dup_line_char_frac:
+            return "gopher_dup_line_char_frac"
+        words = split_words(text)
+        for n, frac in p.top_n_grams:
+            if _top_ngram_chars(words, n) / len(text) > frac:
+                return f"gopher_top_{n}_gram"
+        for n, frac in p.dup_n_grams:
+            if _duplicated_ngram_chars(words, n) / len(text) > frac:
+                return f"gopher_dup_{n}_grams"
+        return None
+
+
+class GopherQualityFilter(Filter):
+    """Drop documents whose word statistics do not look like natural prose."""
+
+    name = "gopher_quality"
+
+    class Params(StepParams):
+        min_doc_words: int = Field(50, ge=0, description="fewest words (CJK: characters)")
+        max_doc_words: int = Field(100_000, ge=1, description="most words")
+        min_avg_word_length: float = Field(3.0, ge=0, description="shortest mean word length")
+        max_avg_word_length: float = Field(10.0, gt=0, description="longest mean word length")
+        max_symbol_word_ratio: float = Field(0.1, ge=0, description="max ('#' or ellipsis) per word")
+        max_bullet_lines_ratio: float = Field(0.9, ge=0, le=1, description="max lines starting with a bullet")
+        max_ellipsis_lines_ratio: float = Field(0.3, ge=0, le=1, description="max lines ending with an ellipsis")
+        min_alpha_words_ratio: float = Field(0.8, ge=0, le=1, description="min words with a letter")
+        min_stop_words: int = Field(2, ge=0, description="min occurrences of the stop words")
+        stop_words: list[str] = Field(list(STOP_WORDS), description="words natural text always uses")
+        stop_words_language: str | None = Field(
+            "en", description="apply the stop-word rule only to this metadata.language (and to unknown)"
+        )
+
+        @model_validator(mode="after")
+        def _ranges(self) -> GopherQualityFilter.Params:
+            if self.max_doc_words < self.min_doc_words:
+                raise ValueError("max_doc_words must be >= min_doc_words")
+            if self.max_avg_word_length < self.min_avg_word_length:
+                raise ValueError("max_avg_word_length must be >= min_avg_word_length")
+            return self
+
+    params: Params
+
+    def __init__(self, params: StepParams | None = None) -> None:
+        super().__init__(params)
+        self._stop_words = frozenset(w.lower() for w in self.params.stop_words)
+
+    def reject(self, doc: Document) -> str | None:
+        p = self.params
+        text = doc.text
+        words = split_words(text)
+        if not words:
+            return "gopher_short_doc"
+        cjk = is_cjk(text, doc.metadata.get("language"))
+        content = [w for w in words if not all(c in _PUNCTUATION for c in w)]
+        if len(content) < p.min_doc_words:
+            return "gopher_short_doc"
+        if len(content) > p.max_doc_words:
+            return "gopher_long_doc"
+        if not cjk:
+            mean = sum(len(w) for w in content) / len(content)
+            if mean < p.min_avg_word_length or mean > p.max_avg_word_length:
+                return "gopher_mean_word_length"
+        if max(text.count("#"), text.count("...") + text.count("…")) / len(words) > p.max_symbol_word_ratio:
+            return "gopher_symbol_ratio"
+        lines = [line for line in text.splitlines() if line.strip()] or [text]
+        bullets = sum(line.lstrip().startswith(("•", "-", "*", "·", "‣")) for line in lines)
+        if bullets / len(lines) > p.max_bullet_lines_ratio:
+            return "gopher_bullet_lines"
+        ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
+        if ellipsis / len(lines) > p.max_ellipsis_lines_ratio:
+            return "gopher_ellipsis_lines"
+        alpha = sum(any(c.isalpha() for c in w) for w in words)
+        if alpha / len(words) < p.min_alpha_words_ratio:
+            return "gopher_alpha_words"
+        language = doc.metadata.get("language")
+        stop_rule = p.stop_words_language is None or language in (None, p.stop_words_language)
+        if stop_rule and not cjk and sum(w.lower().strip(".,;:!?\"'()") in self._stop_words for w in words) < p.min_stop_words:
+            return "gopher_stop_words"
+        return None

@@ -1,0 +1,161 @@
+"""Wire <-> domain conversion for the ingest service: protobuf messages in, plain dicts/records out.
+
+The core never sees protobuf; this module is the only place that knows both shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shipyard.api.v1 import common_pb2, ingest_pb2
+from shipyard.data.jobs import IngestJobRecord
+from shipyard.lifecycle import JobState
+
+_STATE_TO_PB = {
+    JobState.PENDING: common_pb2.JOB_STATE_PENDING,
+    JobState.RUNNING: common_pb2.JOB_STATE_RUNNING,
+    JobState.SUCCEEDED: common_pb2.JOB_STATE_SUCCEEDED,
+    JobState.FAILED: common_pb2.JOB_STATE_FAILED,
+    JobState.CANCELLING: common_pb2.JOB_STATE_CANCELLING,
+    JobState.CANCELLED: common_pb2.JOB_STATE_CANCELLED,
+}
+_PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
+
+
+def state_from_pb(value: int) -> JobState | None:
+    return _PB_TO_STATE.get(value)
+
+
+def _set_fields(msg: Any) -> dict[str, Any]:
+    """Only the fields the caller set, so the spec's documented defaults apply to the rest."""
+    return {f.name: v for f, v in msg.ListFields()}
+
+
+def spec_from_pb(spec: ingest_pb2.IngestJobSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if spec.HasField("input"):
+        out["input"] = _set_fields(spec.input)
+    if spec.HasField("output"):
+        out["output"] = _set_fields(spec.output)
+    if spec.HasField("execution"):
+        out["execution"] = _set_fields(spec.execution)
+    out["steps"] = [
+        {"type": s.type, "params": _integral(json_format.MessageToDict(s.params))} for s in spec.steps
+    ]
+    return out
+
+
+def _integral(value: Any) -> Any:
+    # google.protobuf.Struct stores every number as a double; give integers back their type.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def spec_to_pb(spec: dict[str, Any]) -> ingest_pb2.IngestJobSpec:
+    inp, out, ex = spec["input"], spec["output"], spec.get("execution") or {}
+    msg = ingest_pb2.IngestJobSpec(
+        input=ingest_pb2.IngestInput(
+            uri=inp["uri"],
+            format=inp.get("format") or "",
+            glob=inp.get("glob") or "",
+            text_field=inp.get("text_field") or "",
+            id_field=inp.get("id_field") or "",
+            text_split=inp.get("text_split") or "",
+            shard_bytes=int(inp.get("shard_bytes") or 0),
+        ),
+        output=ingest_pb2.IngestOutput(uri=out["uri"], format=out.get("format") or ""),
+        execution=ingest_pb2.IngestExecution(executor=ex.get("executor") or "", workers=ex.get("workers") or 0),
+    )
+    for step in spec.get("steps", []):
+        pb = msg.steps.add(type=step["type"])
+        pb.params.update({k: v for k, v in step.items() if k != "type"})
+    return msg
+
+
+def _ts(dt: Any) -> Timestamp | None:
+    if dt is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+def record_to_pb(r: IngestJobRecord) -> ingest_pb2.IngestJob:
+    status = ingest_pb2.IngestJobStatus(
+        state=_STATE_TO_PB[r.state],
+        progress=common_pb2.Progress(
+            fraction=r.fraction,
+            completed=r.completed,
+            total=r.total,
+            unit="tasks",
+            stage=r.stage,
+            rate=r.rate,
+            rate_unit="documents/s",
+            eta_seconds=r.eta_seconds,
+        ),
+        conditions=[
+            common_pb2.Condition(
+                type=c.type,
+                status=c.status,
+                reason=c.reason,
+                message=c.message,
+                last_transition_time=_ts(c.last_transition_time),
+            )
+            for c in r.conditions
+        ],
+        documents_read=r.documents_read,
+        start_time=_ts(r.start_time),
+        completion_time=_ts(r.completion_time),
+        message=r.message,
+    )
+    if r.result is not None:
+        res = r.result
+        status.manifest_uri = res.manifest_uri
+        status.quarantined = res.quarantined
+        status.quarantine_uri = res.quarantine_uri
+        status.documents_written = res.documents_written
+        status.tokens_written = res.tokens_written
+        for s in res.steps:
+            status.steps.add(
+                name=s.name, docs_in=s.docs_in, docs_out=s.docs_out, dropped=dict(s.dropped), extra=dict(s.extra)
+            )
+    return ingest_pb2.IngestJob(
+        metadata=common_pb2.ObjectMeta(
+            name=r.name,
+            uid=r.uid,
+            labels=r.labels,
+            create_time=_ts(r.create_time),
+            update_time=_ts(r.update_time),
+        ),
+        spec=spec_to_pb(r.spec),
+        status=status,
+    )
+
+
+def record_to_operation(r: IngestJobRecord) -> common_pb2.Operation:
+    job = record_to_pb(r)
+    op = common_pb2.Operation(
+        name=f"operations/ingestJobs/{r.name}",
+        metadata=common_pb2.OperationMetadata(
+            target=f"ingestJobs/{r.name}",
+            state=job.status.state,
+            progress=job.status.progress,
+            create_time=job.metadata.create_time,
+            update_time=job.metadata.update_time,
+        ),
+        done=r.state.terminal,
+    )
+    if r.state is JobState.SUCCEEDED:
+        op.response.Pack(job)
+    elif r.state.terminal:
+        op.error.code = 1 if r.state is JobState.CANCELLED else 2  # google.rpc.Code CANCELLED / UNKNOWN
+        op.error.message = r.message
+    return op

@@ -1,0 +1,1 @@
+"""The ingest service: a thin gRPC edge over ``shipyard.data.jobs.IngestJobManager``."""
