@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from shipyard.config import StorageConfig
 from shipyard.data.executor.runner import IngestResult, ProgressUpdate, run_ingest
 from shipyard.data.job_store import load_records, save_record
@@ -101,8 +103,8 @@ class IngestJobManager:
         name = name or f"ingest-{uuid.uuid4().hex[:8]}"
         try:
             Metadata(name=name, labels=labels or {})
-        except Exception as exc:  # pydantic's ValidationError
-            raise InvalidArgument.field("job_id", str(exc).splitlines()[-1].strip()) from None
+        except ValidationError as exc:
+            raise InvalidArgument.field("job_id", exc.errors()[0]["msg"]) from None
         parsed = parse_spec(spec)
         if not make_reader(parsed.input).shards(self._storage):
             raise NotFound(f"spec.input.uri: no input files match {parsed.input.uri!r}")

@@ -13,7 +13,8 @@ import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
 
 from shipyard.data.registry import step_class
@@ -72,11 +73,14 @@ class Metadata(_Model):
     name: str = Field(description="DNS-1123 label naming the job.")
     labels: dict[str, str] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check_name(self) -> Metadata:
-        if len(self.name) > 63 or not _NAME.match(self.name):
-            raise ValueError(f"name {self.name!r} must be a DNS-1123 label (lowercase a-z, 0-9, '-'; ≤ 63)")
-        return self
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if len(name) > 63 or not _NAME.match(name):
+            raise PydanticCustomError(
+                "dns_label", "{name!r} must be a DNS-1123 label (lowercase a-z, 0-9, '-'; at most 63)", {"name": name}
+            )
+        return name
 
 
 class IngestJob(_Model):

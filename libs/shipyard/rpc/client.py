@@ -24,7 +24,10 @@ from shipyard.rpc.interceptors import PROPAGATOR
 class ClientOptions:
     """How a client calls a service; mirrors the client-relevant fields of ``ShipyardConfig.grpc``."""
 
-    default_deadline_seconds: float | None = 30.0  # None: calls without a timeout wait forever
+    # Applied to calls with one response when the caller sets no timeout; None: wait forever.
+    default_deadline_seconds: float | None = 30.0
+    # Server-streaming calls (watches, operation progress) are open-ended unless this is set.
+    default_stream_deadline_seconds: float | None = None
     max_message_bytes: int = 64 * 1024 * 1024
     auth_token: str | None = field(default=None, repr=False)
     tls: bool = False  # TLS with the system trust store; implied by tls_root_cert_file
@@ -41,6 +44,8 @@ class ClientOptions:
     def __post_init__(self) -> None:
         if self.default_deadline_seconds is not None and self.default_deadline_seconds <= 0:
             raise InvalidArgument.field("default_deadline_seconds", "must be positive (or None: no deadline)")
+        if self.default_stream_deadline_seconds is not None and self.default_stream_deadline_seconds <= 0:
+            raise InvalidArgument.field("default_stream_deadline_seconds", "must be positive (or None)")
         if self.max_message_bytes <= 0:
             raise InvalidArgument.field("max_message_bytes", "must be positive")
         if not 1 <= self.retry_max_attempts <= 5:
@@ -101,18 +106,26 @@ class ShipyardClientInterceptor(
 ):
     """Adds the default deadline, the trace context and the bearer token to every call."""
 
-    def __init__(self, default_deadline_seconds: float | None, auth_token: str | None) -> None:
+    def __init__(
+        self,
+        default_deadline_seconds: float | None,
+        auth_token: str | None,
+        default_stream_deadline_seconds: float | None = None,
+    ) -> None:
         self._deadline = default_deadline_seconds
+        self._stream_deadline = default_stream_deadline_seconds
         self._authorization = f"Bearer {auth_token}" if auth_token else None
 
-    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+    def _details(
+        self, details: grpc.ClientCallDetails, default_timeout: float | None
+    ) -> grpc.ClientCallDetails:
         metadata = list(details.metadata or ())
         carrier: dict[str, str] = {}
         PROPAGATOR.inject(carrier)  # nothing is added outside a span
         metadata += carrier.items()
         if self._authorization and not any(key == "authorization" for key, _ in metadata):
             metadata.append(("authorization", self._authorization))
-        timeout = details.timeout if details.timeout is not None else self._deadline
+        timeout = details.timeout if details.timeout is not None else default_timeout
         return _CallDetails(
             details.method,
             timeout,
@@ -123,16 +136,16 @@ class ShipyardClientInterceptor(
         )
 
     def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request)
+        return continuation(self._details(client_call_details, self._deadline), request)
 
     def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request)
+        return continuation(self._details(client_call_details, self._stream_deadline), request)
 
     def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request_iterator)
+        return continuation(self._details(client_call_details, self._deadline), request_iterator)
 
     def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request_iterator)
+        return continuation(self._details(client_call_details, self._stream_deadline), request_iterator)
 
 
 def channel_options(options: ClientOptions) -> list[tuple[str, Any]]:
@@ -174,7 +187,9 @@ def connect(
         channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root), args)
     else:
         channel = grpc.insecure_channel(target, args)
-    ours = ShipyardClientInterceptor(options.default_deadline_seconds, options.auth_token)
+    ours = ShipyardClientInterceptor(
+        options.default_deadline_seconds, options.auth_token, options.default_stream_deadline_seconds
+    )
     return grpc.intercept_channel(channel, ours, *interceptors)
 
 

@@ -107,6 +107,7 @@ class ShipyardServer:
         self.port = port
         self._options = options
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self.state = ServerState.NEW
 
     @property
@@ -143,15 +144,20 @@ class ShipyardServer:
                 # Health first, so watchers and load balancers see NOT_SERVING before connections drop.
                 self.health.enter_graceful_shutdown()
                 log.info("gRPC server stopping", extra={"grace_seconds": grace})
-        stopped = self._server.stop(grace)
-        stopped.wait()
+        self._server.stop(grace).wait()
         if first:
             self.state = ServerState.STOPPED
+            self._stopped.set()
             log.info("gRPC server stopped")
+        else:
+            self._stopped.wait()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
-        """Block until the server stops (True) or ``timeout`` passes (False)."""
-        return not self._server.wait_for_termination(timeout)
+        """Block until ``stop`` has finished (True) or ``timeout`` passes (False).
+
+        Signal handlers still run while the main thread waits here.
+        """
+        return self._stopped.wait(timeout)
 
     def install_signal_handlers(
         self, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)

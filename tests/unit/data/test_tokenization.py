@@ -260,6 +260,7 @@ def test_tokenize_with_the_mistral_tokenizer(
     _, _, meta, rows = tokenize_shard(docs[:100], root, tokenizer_uri=mistral, seq_len=128)
     hf = AutoTokenizer.from_pretrained(mistral, local_files_only=True)
     assert meta["dtype"] == "uint16" and rows.dtype == np.uint16
+    assert (meta["tokenizer_uri"], meta["vocab_size"], meta["eos_id"]) == (from_local_path(mistral), 32000, 2)
     first = hf.encode(docs[0].text, add_special_tokens=False)
     assert rows[0][len(first)] == hf.eos_token_id == 2  # </s> closes the first document
     assert hf.decode(rows[0].tolist()).startswith(docs[0].text[:80])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-
 from shipyard import errors
 from shipyard.errors import Code, FieldViolation
 from shipyard.rpc.errors import GRPC_CODES, from_rpc_error, to_status
@@ -18,7 +17,7 @@ def test_every_domain_code_maps_to_the_grpc_code_of_the_same_name() -> None:
 
 
 def _trailing_status(status: grpc.Status) -> status_pb2.Status:
-    (key, value), = status.trailing_metadata
+    ((key, value),) = status.trailing_metadata
     assert key == "grpc-status-details-bin"
     return status_pb2.Status.FromString(value)
 
@@ -26,7 +25,10 @@ def _trailing_status(status: grpc.Status) -> status_pb2.Status:
 def test_status_carries_one_field_violation_per_bad_field() -> None:
     err = errors.InvalidArgument(
         "invalid request",
-        violations=[FieldViolation("spec.name", "must not be empty"), FieldViolation("spec.steps[2]", "unknown")],
+        violations=[
+            FieldViolation("spec.name", "must not be empty"),
+            FieldViolation("spec.steps[2]", "unknown"),
+        ],
     )
     status = to_status(err)
 

@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from shipyard.errors import InvalidArgument, Unavailable
 from shipyard.telemetry import PrometheusMetrics, RpcServerMetrics, TelemetryOptions
 
@@ -32,10 +31,10 @@ def test_metrics_endpoint_serves_rpc_and_service_instruments() -> None:
     finally:
         metrics.shutdown()
 
-    assert 'rpc_server_requests_total{' in body
+    assert "rpc_server_requests_total{" in body
     assert 'rpc_method="Submit"' in body and 'rpc_grpc_status_code="0"' in body
     assert "rpc_server_duration_milliseconds_sum{" in body
-    assert 'ingest_documents_processed_total{' in body and 'step="dedup"' in body
+    assert "ingest_documents_processed_total{" in body and 'step="dedup"' in body
     assert 'service_name="ingest"' in body
 
 

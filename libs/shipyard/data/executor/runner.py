@@ -143,7 +143,9 @@ def run_ingest(
     write_manifest(storage, manifest)
     storage.delete_prefix(layout.root)  # intermediates are large; the manifest is the record now
     report("done")
-    return _result(manifest, layout, stats, docs_read, written, quarantined)
+    result = _result(manifest, layout, stats, docs_read, written, quarantined)
+    result.resumed_tasks = sum(1 for r in results if r.resumed)
+    return result
 
 
 def _result(

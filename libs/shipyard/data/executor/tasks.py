@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipyard.config import StorageConfig
 from shipyard.data.document import Document
 from shipyard.data.executor.plan import Stage, WorkLayout
 from shipyard.data.spec import IngestSpec, build_steps
@@ -19,7 +20,6 @@ from shipyard.data.step import GlobalContext, GlobalStep, PipelineStep, ShardCon
 from shipyard.data.steps.readers import make_reader
 from shipyard.data.steps.writers import WriteDocuments, read_documents
 from shipyard.errors import Cancelled
-from shipyard.config import StorageConfig
 from shipyard.storage.routing import RoutingStorage
 
 CANCEL_CHECK_EVERY = 1000  # documents between looks at the cancel marker
@@ -48,6 +48,7 @@ class TaskResult:
     step_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
     outputs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     quarantined: int = 0
+    resumed: bool = False  # True when a rerun found this task already done
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -89,7 +90,9 @@ def run_shard_task(task: ShardTask) -> TaskResult:
     layout, stage, i = task.layout, task.stage, task.shard_index
     marker = layout.done_marker(stage.index, i)
     if storage.exists(marker):
-        return TaskResult.from_json(storage.read_text(marker))
+        done = TaskResult.from_json(storage.read_text(marker))
+        done.resumed = True
+        return done
 
     spec = IngestSpec.model_validate(task.spec)
     steps = build_steps(spec)

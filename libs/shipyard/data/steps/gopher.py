@@ -78,7 +78,7 @@ class GopherRepetitionFilter(Filter):
     class Params(StepParams):
         dup_line_frac: float = Field(0.3, ge=0, le=1, description="max fraction of duplicated lines")
         dup_para_frac: float = Field(0.3, ge=0, le=1, description="max fraction of duplicated paragraphs")
-        dup_line_char_frac: float = Field(0.2, ge=0, le=1, description="max char fraction in duplicated lines")
+        dup_line_char_frac: float = Field(0.2, ge=0, le=1, description="max char fraction in dup lines")
         dup_para_char_frac: float = Field(0.2, ge=0, le=1, description="max char fraction in dup paragraphs")
         top_n_grams: list[tuple[int, float]] = Field(
             [(2, 0.2), (3, 0.18), (4, 0.16)], description="(n, max char fraction of the top n-gram)"
@@ -132,7 +132,7 @@ class GopherQualityFilter(Filter):
         max_avg_word_length: float = Field(10.0, gt=0, description="longest mean word length")
         max_symbol_word_ratio: float = Field(0.1, ge=0, description="max ('#' or ellipsis) per word")
         max_bullet_lines_ratio: float = Field(0.9, ge=0, le=1, description="max lines starting with a bullet")
-        max_ellipsis_lines_ratio: float = Field(0.3, ge=0, le=1, description="max lines ending with an ellipsis")
+        max_ellipsis_lines_ratio: float = Field(0.3, ge=0, le=1, description="max lines ending in ...")
         min_alpha_words_ratio: float = Field(0.8, ge=0, le=1, description="min words with a letter")
         min_stop_words: int = Field(2, ge=0, description="min occurrences of the stop words")
         stop_words: list[str] = Field(list(STOP_WORDS), description="words natural text always uses")
@@ -184,6 +184,10 @@ class GopherQualityFilter(Filter):
             return "gopher_alpha_words"
         language = doc.metadata.get("language")
         stop_rule = p.stop_words_language is None or language in (None, p.stop_words_language)
-        if stop_rule and not cjk and sum(w.lower().strip(".,;:!?\"'()") in self._stop_words for w in words) < p.min_stop_words:
+        if (
+            stop_rule
+            and not cjk
+            and sum(w.lower().strip(".,;:!?\"'()") in self._stop_words for w in words) < p.min_stop_words
+        ):
             return "gopher_stop_words"
         return None

@@ -50,7 +50,9 @@ class LanguageId(PipelineStep):
                 raise ValueError("must list at least one language, or be null to keep all")
             unknown = sorted(set(v) - known_languages())
             if unknown:
-                raise ValueError(f"unknown language code(s) {unknown}; use ISO 639-1 codes such as 'en', 'zh'")
+                raise ValueError(
+                    f"unknown language code(s) {unknown}; use ISO 639-1 codes such as 'en', 'zh'"
+                )
             return v
 
     params: Params

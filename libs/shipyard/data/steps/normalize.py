@@ -22,7 +22,9 @@ __all__ = ["Normalize"]
 # characters that only ever get in the way: zero-width space, word joiner, BOM, soft hyphen, bidi marks.
 _INVISIBLE = {c: None for c in range(0x20) if chr(c) not in "\t\n\r"}
 _INVISIBLE.update({c: None for c in range(0x7F, 0xA0)})
-_INVISIBLE.update(dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad\u200e\u200f\u202a\u202b\u202c\u202d\u202e")))
+_INVISIBLE.update(
+    dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad\u200e\u200f\u202a\u202b\u202c\u202d\u202e"))
+)
 _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x85]")
 _SPACES = re.compile(r"[ \u00a0]{2,}")
 _TRAILING = re.compile(r"[ \t\u00a0]+$", re.MULTILINE)
@@ -54,7 +56,7 @@ class Normalize(Transform):
 
     def __init__(self, params: StepParams | None = None) -> None:
         super().__init__(params)
-        self._newlines = re.compile("\n{%d,}" % (self.params.max_newlines + 1))
+        self._newlines = re.compile("\n{" + str(self.params.max_newlines + 1) + ",}")
 
     def transform(self, doc: Document) -> Document | None:
         p = self.params

@@ -31,7 +31,15 @@ from shipyard.errors import InvalidArgument, NotFound
 from shipyard.storage import join, normalize, parent
 from shipyard.storage.base import Storage
 
-__all__ = ["DEFAULT_SHARD_BYTES", "InputReader", "InputSpec", "detect_format", "make_reader", "parse_shard", "truncate_raw"]
+__all__ = [
+    "DEFAULT_SHARD_BYTES",
+    "InputReader",
+    "InputSpec",
+    "detect_format",
+    "make_reader",
+    "parse_shard",
+    "truncate_raw",
+]
 
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024
 # Files written by ``datasets.Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``.
@@ -55,7 +63,9 @@ class InputSpec(StepParams):
     )
     min_chars: int = Field(1, ge=0, description="records with fewer non-blank characters are skipped")
     shard_bytes: int = Field(
-        DEFAULT_SHARD_BYTES, ge=1024, description="split uncompressed text/jsonl files into ranges of this size"
+        DEFAULT_SHARD_BYTES,
+        ge=1024,
+        description="split big uncompressed text/jsonl files into ranges this large",
     )
 
     @field_validator("uri")
@@ -203,7 +213,6 @@ class InputReader(Reader):
             yield from readers_columnar.read_parquet(self, uri, ctx)
         else:
             raise InvalidArgument.field(f"{self.field}.format", f"cannot tell the format of {uri}")
-
 
     def make_document(self, record: object, uri: str, pos: int | str, ctx: ShardContext) -> Document | None:
         """A ``Document`` from one parsed record (jsonl object, parquet/HF row), or ``None`` if unusable.

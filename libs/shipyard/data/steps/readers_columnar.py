@@ -38,7 +38,9 @@ def read_parquet(reader: InputReader, uri: str, ctx: ShardContext) -> Iterator[D
             ctx.quarantine(f"{uri}:file", "", f"invalid_parquet: {exc}")
             return
         if reader.spec.text_field not in pf.schema_arrow.names:
-            ctx.quarantine(f"{uri}:file", str(pf.schema_arrow), f"missing_text_field:{reader.spec.text_field}")
+            ctx.quarantine(
+                f"{uri}:file", str(pf.schema_arrow), f"missing_text_field:{reader.spec.text_field}"
+            )
             return
         row = 0
         try:

@@ -26,7 +26,9 @@ __all__ = ["read_jsonl", "read_text"]
 _BACKSCAN = 64 * 1024
 
 
-def read_text(reader: InputReader, uri: str, start: int, end: int | None, ctx: ShardContext) -> Iterator[Document]:
+def read_text(
+    reader: InputReader, uri: str, start: int, end: int | None, ctx: ShardContext
+) -> Iterator[Document]:
     """Documents of a plain-text shard, split as ``reader.spec.text_split`` says."""
     mode = reader.spec.text_split
     if mode == "file":
@@ -82,7 +84,9 @@ def read_text(reader: InputReader, uri: str, start: int, end: int | None, ctx: S
             yield doc
 
 
-def read_jsonl(reader: InputReader, uri: str, start: int, end: int | None, ctx: ShardContext) -> Iterator[Document]:
+def read_jsonl(
+    reader: InputReader, uri: str, start: int, end: int | None, ctx: ShardContext
+) -> Iterator[Document]:
     """Documents of a JSON-lines shard; every malformed line is quarantined with its reason."""
     for off, line in _lines(ctx, uri, start, end):
         if end is not None and off >= end:
@@ -128,11 +132,9 @@ def _lines(ctx: ShardContext, uri: str, start: int, end: int | None) -> Iterator
         if start > 0 and f.seekable():
             pos = _line_start_before(f, start - 1)
             f.seek(pos)
-        count = 0
-        for line in f:
+        for count, line in enumerate(f, 1):
             yield pos, line
             pos += len(line)
-            count += 1
             if count % 4096 == 0:
                 ctx.check_cancelled()
 

@@ -78,7 +78,9 @@ class WriteDocuments(PipelineStep):
             finally:
                 sink.close()
         self.stats.extra["bytes_written"] += counter.count
-        ctx.add_output("documents", uri, {"documents": n, "bytes": counter.count, "format": self.params.format})
+        ctx.add_output(
+            "documents", uri, {"documents": n, "bytes": counter.count, "format": self.params.format}
+        )
 
 
 def _sink(fmt: str, out: _CountingWriter) -> Any:
@@ -137,7 +139,9 @@ def read_documents(storage: Storage, uri: str) -> Iterator[Document]:
             f: IO[bytes] = raw if raw.seekable() else io.BytesIO(raw.read())
             for batch in pq.ParquetFile(f).iter_batches(batch_size=_ROW_GROUP):
                 for row in batch.to_pylist():
-                    yield Document(id=row["id"], text=row["text"], metadata=json.loads(row["metadata"] or "{}"))
+                    yield Document(
+                        id=row["id"], text=row["text"], metadata=json.loads(row["metadata"] or "{}")
+                    )
         return
     with storage.open_read(uri) as raw:
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if uri.endswith(".gz") else raw  # type: ignore[assignment]

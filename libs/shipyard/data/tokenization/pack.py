@@ -154,6 +154,8 @@ class Tokenize(PipelineStep):
             "seq_len": p.seq_len,
             "dtype": dtype.name,
             "tokenizer_uri": tok.uri,
+            # The tokenizer's TokenizerRef fields, for a manifest whose job trained no tokenizer itself.
+            **tok.describe(),
             "tokens_dropped_remainder": dropped,
         }
         if p.write_index:
