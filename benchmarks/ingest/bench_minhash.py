@@ -42,11 +42,12 @@ class Shard:
 shards = [Shard(p) for p in sorted(pathlib.Path(corpus).glob("shard-*.jsonl"))]
 params = MinHashDedup.Params(n_grams=n, bands=bands, rows=rows, seed=1)
 t = time.perf_counter()
-kept, stats = run_global_step(lambda: MinHashDedup(params), shards, LocalStorage(), "file://" + work)
+kept_ids = set()
+_, stats = run_global_step(lambda: MinHashDedup(params), shards, LocalStorage(), "file://" + work,
+                           sink=lambda shard, doc: kept_ids.add(doc.id))
 wall = time.perf_counter() - t
-kept_ids = {d.id for shard in kept for d in shard}
-removed = [d.id for s in shards for d in s if d.id not in kept_ids]
 peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+removed = [d.id for s in shards for d in s if d.id not in kept_ids]
 print(json.dumps({"wall_s": wall, "peak_rss_kb": peak, "docs": stats.docs_in, "removed": removed}))
 """
 

@@ -95,6 +95,15 @@ class Probe:
         yield b"2"
         raise errors.NotFound("no third item")
 
+    def collect(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        return b"+".join(requests)
+
+    def chat(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        for request in requests:
+            if request == b"bad":
+                raise errors.InvalidArgument.field("message", "must not be 'bad'")
+            yield request.upper()
+
     def handler(self) -> grpc.GenericRpcHandler:
         unary = {
             "Echo": self.echo,
@@ -106,6 +115,8 @@ class Probe:
         }
         handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in unary.items()}
         handlers["Count"] = grpc.unary_stream_rpc_method_handler(self.count)
+        handlers["Collect"] = grpc.stream_unary_rpc_method_handler(self.collect)
+        handlers["Chat"] = grpc.stream_stream_rpc_method_handler(self.chat)
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
@@ -208,6 +219,20 @@ def test_error_in_the_middle_of_a_stream_keeps_sent_items_and_maps_the_code(serv
     assert from_rpc_error(err).message == "no third item"
 
 
+def test_client_streaming_and_bidi_calls_get_auth_and_error_mapping(serve: ServeFn, channels) -> None:
+    address = serve(auth_token="s3cret").address
+    authed, anonymous = channels(address, auth_token="s3cret"), channels(address)
+    collect = f"/{SERVICE}/Collect"
+    chat = f"/{SERVICE}/Chat"
+
+    assert authed.stream_unary(collect)(iter([b"a", b"b"])) == b"a+b"
+    assert list(authed.stream_stream(chat)(iter([b"x", b"y"]))) == [b"X", b"Y"]
+    err = _rpc_error(lambda: list(authed.stream_stream(chat)(iter([b"ok", b"bad"]))))
+    assert from_rpc_error(err).violations == (FieldViolation("message", "must not be 'bad'"),)
+    unauthenticated = _rpc_error(lambda: anonymous.stream_unary(collect)(iter([b"a"])))
+    assert unauthenticated.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_unknown_method_is_unimplemented(serve: ServeFn, channels) -> None:
     channel = channels(serve().address)
     err = _rpc_error(lambda: _call(channel, "NoSuchMethod"))
@@ -226,6 +251,18 @@ def test_health_reports_every_service_serving_and_reflection_lists_them(serve: S
     assert _rpc_error(lambda: _health(channel, "no.Such")).code() is grpc.StatusCode.NOT_FOUND
     services = ProtoReflectionDescriptorDatabase(channel).get_services()
     assert SERVICE in services and "grpc.health.v1.Health" in services
+
+
+def test_health_watchers_do_not_hold_handler_threads(serve: ServeFn, channels) -> None:
+    channel = channels(serve(max_workers=2).address)
+    stub = health_pb2_grpc.HealthStub(channel)
+    watches = [stub.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=WAIT) for _ in range(4)]
+    try:
+        assert all(next(w).status == health_pb2.HealthCheckResponse.SERVING for w in watches)
+        assert _call(channel, "Echo", b"still served", timeout=WAIT) == b"still served"
+    finally:
+        for watch in watches:
+            watch.cancel()
 
 
 def test_bearer_token_is_required_except_for_health_and_reflection(serve: ServeFn, channels) -> None:
@@ -309,7 +346,9 @@ def test_graceful_stop_reports_not_serving_and_lets_in_flight_calls_finish(
 ) -> None:
     server = serve(shutdown_grace_seconds=WAIT)
     channel = channels(server.address)
-    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE))
+    watch = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=SERVICE), timeout=WAIT
+    )
     assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
 
     in_flight_future = channel.unary_unary(f"/{SERVICE}/Block").future(b"work")
@@ -326,7 +365,8 @@ def test_graceful_stop_reports_not_serving_and_lets_in_flight_calls_finish(
     assert not stopper.is_alive()
     assert server.state is ServerState.STOPPED
     assert server.wait_for_termination(timeout=0)
-    refused = _rpc_error(lambda: _call(channel, "Echo", wait_for_ready=False))
+    no_retry = channels(server.address, retry_max_attempts=1)
+    refused = _rpc_error(lambda: _call(no_retry, "Echo"))
     assert refused.code() is grpc.StatusCode.UNAVAILABLE
 
 
@@ -395,7 +435,7 @@ def test_each_rpc_records_a_server_span_continuing_the_callers_trace(serve: Serv
 
     with client_tracer.start_as_current_span("caller") as caller:
         _call(channel, "Echo")
-    _rpc_error(lambda: _call(channel, "Crash"))
+    crash_error = _rpc_error(lambda: _call(channel, "Crash"))
     _health(channel)
 
     echo, crash = exporter.get_finished_spans()  # health checks are not traced
@@ -407,6 +447,9 @@ def test_each_rpc_records_a_server_span_continuing_the_callers_trace(serve: Serv
     assert echo.parent is not None and echo.parent.span_id == caller.get_span_context().span_id
     assert crash.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
     assert crash.status.status_code is trace.StatusCode.ERROR
+    # The user reporting the failure can quote the id that finds the logged traceback.
+    crash_trace_id = trace.format_trace_id(crash.context.trace_id)
+    assert crash_error.details() == f"internal error (trace_id={crash_trace_id})"
     assert echo.resource.attributes["service.name"] == "probe"
 
 

@@ -96,13 +96,21 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, around: Around) -
     return grpc.stream_stream_rpc_method_handler(stream_stream, des, ser)
 
 
+def _is_non_blocking(handler: grpc.RpcMethodHandler) -> bool:
+    # Callback-driven handlers (health Watch) answer after their behaviour returns, so there is nothing
+    # to wrap; wrapping would also turn them back into blocking ones, each holding a worker thread for
+    # as long as a load balancer watches.
+    behaviours = (handler.unary_unary, handler.unary_stream, handler.stream_unary, handler.stream_stream)
+    return any(getattr(b, "experimental_non_blocking", False) for b in behaviours if b is not None)
+
+
 class _AroundInterceptor(grpc.ServerInterceptor, abc.ABC):
     """Base: wraps ``around`` around every handler this interceptor applies to."""
 
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
-        if handler is None:
-            return None
+        if handler is None or _is_non_blocking(handler):
+            return handler
         return _wrap_handler(handler, handler_call_details.method, self.around)
 
     @abc.abstractmethod

@@ -8,7 +8,7 @@ the same documents, in the same order, as ``collect``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from shipyard.data.dedup.artifacts import join
@@ -43,9 +43,12 @@ def run_global_step(
     shards: Sequence[Iterable[Document]],
     storage: Storage,
     root_uri: str,
+    *,
+    sink: Callable[[int, Document], None] | None = None,
 ) -> tuple[list[list[Document]], StepStats]:
     """Collect every shard, reduce, apply every shard; returns surviving documents per shard and the
-    merged stats. ``step_factory()`` makes a fresh step per shard and phase, as separate workers would."""
+    merged stats. ``step_factory()`` makes a fresh step per shard and phase, as separate workers would.
+    With ``sink``, survivors go to ``sink(shard, doc)`` instead (lists stay empty: bounded memory)."""
     n = len(shards)
     for i, shard in enumerate(shards):
         passed = list(step_factory().collect(shard, _shard_context(storage, root_uri, i, n)))
@@ -66,6 +69,12 @@ def run_global_step(
     out: list[list[Document]] = []
     for i, shard in enumerate(shards):
         step = step_factory()
-        out.append(list(step.apply(shard, _shard_context(storage, root_uri, i, n))))
+        survivors = step.apply(shard, _shard_context(storage, root_uri, i, n))
+        if sink is None:
+            out.append(list(survivors))
+        else:
+            out.append([])
+            for doc in survivors:
+                sink(i, doc)
         stats.merge(step.stats)
     return out, stats

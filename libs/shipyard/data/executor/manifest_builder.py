@@ -41,7 +41,7 @@ def build_manifest(
         seq_len = metas[0].get("seq_len") or tokenize.params.get("seq_len") or tokenize.params.get("seqLen")
         dtype = metas[0].get("dtype")
         if tokenizer is None and metas[0].get("tokenizer_uri"):
-            tokenizer = TokenizerRef(uri=metas[0]["tokenizer_uri"], vocab_size=metas[0].get("vocab_size", 1))
+            tokenizer = TokenizerRef.from_output(metas[0]["tokenizer_uri"], metas[0])
     return DatasetManifest(
         name=job.metadata.name,
         uri=output_uri,

@@ -39,9 +39,9 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _top_ngram_chars(words: list[str], n: int) -> int:
+def _top_ngram_chars(words: list[str], n: int, sep: str = " ") -> int:
     """Characters covered by the most frequent n-gram, if it occurs more than once."""
-    grams = collections.Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    grams = collections.Counter(sep.join(words[i : i + n]) for i in range(len(words) - n + 1))
     if not grams:
         return 0
     gram, count = grams.most_common(1)[0]
@@ -111,11 +111,13 @@ class GopherRepetitionFilter(Filter):
         if chars / len(text) > p.dup_line_char_frac:
             return "gopher_dup_line_char_frac"
         words = split_words(text)
+        # CJK "words" are single characters; a word is ~1.5-2 characters, so n word-grams ≈ 2n characters.
+        scale, sep = (2, "") if is_cjk(text, doc.metadata.get("language")) else (1, " ")
         for n, frac in p.top_n_grams:
-            if _top_ngram_chars(words, n) / len(text) > frac:
+            if _top_ngram_chars(words, n * scale, sep) / len(text) > frac:
                 return f"gopher_top_{n}_gram"
         for n, frac in p.dup_n_grams:
-            if _duplicated_ngram_chars(words, n) / len(text) > frac:
+            if _duplicated_ngram_chars(words, n * scale) / len(text) > frac:
                 return f"gopher_dup_{n}_grams"
         return None
 
@@ -179,8 +181,11 @@ class GopherQualityFilter(Filter):
         ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
         if ellipsis / len(lines) > p.max_ellipsis_lines_ratio:
             return "gopher_ellipsis_lines"
-        alpha = sum(any(c.isalpha() for c in w) for w in words)
-        if alpha / len(words) < p.min_alpha_words_ratio:
+        # One word per CJK character makes punctuation look ~1.5x denser than in space-separated text, so
+        # for CJK the ratio is taken over words that are not pure punctuation (digits, symbols remain).
+        counted = content if cjk else words
+        alpha = sum(any(c.isalpha() for c in w) for w in counted)
+        if alpha / len(counted) < p.min_alpha_words_ratio:
             return "gopher_alpha_words"
         language = doc.metadata.get("language")
         stop_rule = p.stop_words_language is None or language in (None, p.stop_words_language)
