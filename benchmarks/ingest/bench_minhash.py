@@ -6,7 +6,8 @@ same 5-grams, 14 bands x 8 rows, seed 1. Each child reports wall time, its peak 
 ``build_corpus.py`` and prints a side-by-side table with ratios (ours / datatrove).
 
     python benchmarks/ingest/build_corpus.py --out /tmp/corpus-1x --scale 1
-    python benchmarks/ingest/bench_minhash.py --corpus /tmp/corpus-1x --datatrove-python /tmp/venv-datatrove/bin/python
+    python benchmarks/ingest/bench_minhash.py --corpus /tmp/corpus-1x \
+        --datatrove-python /tmp/venv-datatrove/bin/python
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ kept_ids = set()
 _, stats = run_global_step(lambda: MinHashDedup(params), shards, LocalStorage(), "file://" + work,
                            sink=lambda shard, doc: kept_ids.add(doc.id))
 wall = time.perf_counter() - t
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 removed = [d.id for s in shards for d in s if d.id not in kept_ids]
 print(json.dumps({"wall_s": wall, "peak_rss_kb": peak, "docs": stats.docs_in, "removed": removed}))
 """
@@ -69,8 +70,10 @@ def run(pipeline, tasks, name):
     LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1, logging_dir=f"{work}/logs/{name}").run()
 t = time.perf_counter()
 run([reader(), MinhashDedupSignature(output_folder=f"{work}/sigs", config=cfg)], shards, "s1")
-run([MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=cfg)], bands, "s2")
-run([MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove", config=cfg)], 1, "s3")
+run([MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=cfg)],
+    bands, "s2")
+run([MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove", config=cfg)],
+    1, "s3")
 run([reader(), MinhashDedupFilter(input_folder=f"{work}/remove",
      exclusion_writer=JsonlWriter(f"{work}/removed", compression=None))], shards, "s4")
 wall = time.perf_counter() - t
@@ -78,7 +81,7 @@ removed = []
 for p in sorted(glob.glob(f"{work}/removed/*.jsonl")):
     with open(p) as f:
         removed += [json.loads(line)["id"] for line in f]
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 print(json.dumps({"wall_s": wall, "peak_rss_kb": peak, "docs": None, "removed": removed}))
 """
 
@@ -87,7 +90,9 @@ def run_child(python: str, code: str, corpus: pathlib.Path, n: int, bands: int, 
     with tempfile.TemporaryDirectory(prefix="bench-minhash-") as work:
         proc = subprocess.run(
             [python, "-c", code, str(corpus), work, str(n), str(bands), str(rows)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if proc.returncode != 0:
         raise SystemExit(f"{python} failed:\n{proc.stderr[-4000:]}")
@@ -123,7 +128,9 @@ def main() -> None:
     mb = manifest["bytes"] / 1e6
     docs = manifest["docs"]
     expected = expected_removals(args.corpus)
-    results = {"shipyard": run_child(args.ours_python, OURS, args.corpus, args.n_grams, args.bands, args.rows)}
+    results = {
+        "shipyard": run_child(args.ours_python, OURS, args.corpus, args.n_grams, args.bands, args.rows)
+    }
     if not args.skip_datatrove:
         results["datatrove"] = run_child(
             args.datatrove_python, DATATROVE, args.corpus, args.n_grams, args.bands, args.rows
@@ -138,9 +145,13 @@ def main() -> None:
             **score(r["removed"], expected),
         }
     metrics = list(rows["shipyard"])
-    print(f"corpus: {args.corpus} ({docs} docs, {mb:.1f} MB, {len(expected)} planted removals); "
-          f"{args.n_grams}-grams, {args.bands} bands x {args.rows} rows")
-    header = f"{'metric':<22}" + "".join(f"{n:>14}" for n in rows) + ("   ours/datatrove" if len(rows) > 1 else "")
+    print(
+        f"corpus: {args.corpus} ({docs} docs, {mb:.1f} MB, {len(expected)} planted removals); "
+        f"{args.n_grams}-grams, {args.bands} bands x {args.rows} rows"
+    )
+    header = (
+        f"{'metric':<22}" + "".join(f"{n:>14}" for n in rows) + ("   ours/datatrove" if len(rows) > 1 else "")
+    )
     print(header)
     for m in metrics:
         line = f"{m:<22}" + "".join(f"{rows[n].get(m, float('nan')):>14.3f}" for n in rows)

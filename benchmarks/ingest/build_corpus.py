@@ -48,8 +48,16 @@ def _sentences(text: str) -> list[str]:
 def load_sources(corpus: pathlib.Path) -> list[Source]:
     books = corpus / "books"
     sources = [
-        Source("pride_and_prejudice", "en", _sentences((books / "pride_and_prejudice.en.txt").read_text()), " ", 0.35),
-        Source("tinyshakespeare", "en", _sentences((corpus / "tinyshakespeare/input.txt").read_text()), " ", 0.25),
+        Source(
+            "pride_and_prejudice",
+            "en",
+            _sentences((books / "pride_and_prejudice.en.txt").read_text()),
+            " ",
+            0.35,
+        ),
+        Source(
+            "tinyshakespeare", "en", _sentences((corpus / "tinyshakespeare/input.txt").read_text()), " ", 0.25
+        ),
         Source("wagahai", "ja", _sentences((books / "wagahai_wa_neko_de_aru.ja.txt").read_text()), "", 0.12),
     ]
     poems = [
@@ -62,7 +70,9 @@ def load_sources(corpus: pathlib.Path) -> list[Source]:
         meta = json.loads(meta_line)
         text = (corpus / "udhr" / meta["file"]).read_text()
         cjk = meta["lang"].split("-")[0] in ("zh", "ja", "th", "lo", "km", "my", "bo", "dz", "ii")
-        sources.append(Source(f"udhr/{meta['lang']}", meta["lang"], _sentences(text), "" if cjk else " ", 0.16 / 158))
+        sources.append(
+            Source(f"udhr/{meta['lang']}", meta["lang"], _sentences(text), "" if cjk else " ", 0.16 / 158)
+        )
     return [s for s in sources if len(s.sentences) >= 20]
 
 
@@ -87,12 +97,18 @@ def perturb(text: str, rate: float, rng: random.Random, vocabulary: list[str], c
     return out
 
 
-def build(out: pathlib.Path, corpus: pathlib.Path, scale: float, shards: int, dup_fraction: float, seed: int) -> dict:
+def build(
+    out: pathlib.Path, corpus: pathlib.Path, scale: float, shards: int, dup_fraction: float, seed: int
+) -> dict:
     rng = random.Random(seed)
     sources = load_sources(corpus)
     weights = [s.weight for s in sources]
-    vocab = {s.name: sorted({w for sent in s.sentences[:2000] for w in (list(sent) if not s.joiner else sent.split())})
-             for s in sources}
+    vocab = {
+        s.name: sorted(
+            {w for sent in s.sentences[:2000] for w in (list(sent) if not s.joiner else sent.split())}
+        )
+        for s in sources
+    }
     docs: list[dict] = []
     groups: list[dict] = []
     target = int(scale * SCALE_BYTES)
@@ -103,8 +119,11 @@ def build(out: pathlib.Path, corpus: pathlib.Path, scale: float, shards: int, du
         # Sampled (not contiguous) sentences: overlapping windows of one book would be unplanted
         # near duplicates and blur precision.
         picked = rng.sample(src.sentences, min(k, len(src.sentences)))
-        base = {"id": f"d{len(docs):08d}", "text": src.joiner.join(picked),
-                "metadata": {"source": src.name, "language": src.language}}
+        base = {
+            "id": f"d{len(docs):08d}",
+            "text": src.joiner.join(picked),
+            "metadata": {"source": src.name, "language": src.language},
+        }
         docs.append(base)
         size += len(base["text"].encode())
         if rng.random() < dup_fraction:
@@ -115,7 +134,11 @@ def build(out: pathlib.Path, corpus: pathlib.Path, scale: float, shards: int, du
                 else:
                     rate = rng.choice(NEAR_RATES)
                     kind, text = "near", perturb(base["text"], rate, rng, vocab[src.name], not src.joiner)
-                copy = {"id": f"{base['id']}-c{c}", "text": text, "metadata": dict(base["metadata"], planted=kind)}
+                copy = {
+                    "id": f"{base['id']}-c{c}",
+                    "text": text,
+                    "metadata": dict(base["metadata"], planted=kind),
+                }
                 docs.append(copy)
                 size += len(text.encode())
                 members.append({"id": copy["id"], "kind": kind, "rate": rate})
@@ -130,8 +153,16 @@ def build(out: pathlib.Path, corpus: pathlib.Path, scale: float, shards: int, du
     with open(out / "ground_truth.jsonl", "w", encoding="utf-8") as f:
         for g in groups:
             f.write(json.dumps(g) + "\n")
-    manifest = {"scale": scale, "seed": seed, "shards": shards, "docs": len(docs), "bytes": size,
-                "planted_groups": len(groups), "dup_fraction": dup_fraction, "near_rates": list(NEAR_RATES)}
+    manifest = {
+        "scale": scale,
+        "seed": seed,
+        "shards": shards,
+        "docs": len(docs),
+        "bytes": size,
+        "planted_groups": len(groups),
+        "dup_fraction": dup_fraction,
+        "near_rates": list(NEAR_RATES),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -150,7 +181,9 @@ def corpus_order(corpus_dir: pathlib.Path) -> dict[str, int]:
     return order
 
 
-def expected_removals(corpus_dir: pathlib.Path, kinds: tuple[str, ...] = ("exact", "near")) -> dict[str, dict]:
+def expected_removals(
+    corpus_dir: pathlib.Path, kinds: tuple[str, ...] = ("exact", "near")
+) -> dict[str, dict]:
     """Ids a perfect dedup removes (every member of a group but the first in corpus order), with the
     member's kind and rate; ``kinds`` limits groups to those whose copies are all of these kinds."""
     order = corpus_order(corpus_dir)
@@ -160,16 +193,20 @@ def expected_removals(corpus_dir: pathlib.Path, kinds: tuple[str, ...] = ("exact
         if not all(m["kind"] in kinds for m in g["members"] if m["kind"] != "original"):
             continue
         for m in members[1:]:
-            kind = m["kind"] if m["kind"] != "original" else members[0]["kind"]
-            expected[m["id"]] = {"kind": kind, "rate": max(m["rate"], members[0]["rate"])}
+            # Distance to the survivor: the larger perturbation of the two (0 = exact copy).
+            rate = max(m["rate"], members[0]["rate"])
+            expected[m["id"]] = {"kind": "exact" if rate == 0 else "near", "rate": rate}
     return expected
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=pathlib.Path, required=True)
-    ap.add_argument("--corpus", type=pathlib.Path,
-                    default=pathlib.Path(__file__).resolve().parents[3] / "shared/data/corpus")
+    ap.add_argument(
+        "--corpus",
+        type=pathlib.Path,
+        default=pathlib.Path(__file__).resolve().parents[3] / "shared/data/corpus",
+    )
     ap.add_argument("--scale", type=float, default=1.0, help="1 = ~20 MB of text")
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--dup-fraction", type=float, default=0.1, help="share of base docs that get copies")

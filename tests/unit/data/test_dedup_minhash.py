@@ -8,19 +8,21 @@ import pathlib
 import numpy as np
 import pydantic
 import pytest
-
 from shipyard.data.dedup.clustering import components
 from shipyard.data.dedup.inprocess import run_global_step
 from shipyard.data.dedup.minhash import MinHashDedup
 from shipyard.data.document import Document
 from shipyard.data.registry import step_class
 from shipyard.storage.local import LocalStorage
+
 from tests.unit.data.test_dedup_planted import planted_corpus, split_shards
 
 
 def _run(docs_per_shard, root: pathlib.Path, **params):
     step_params = MinHashDedup.Params(**params)
-    return run_global_step(lambda: MinHashDedup(step_params), docs_per_shard, LocalStorage(), f"file://{root}")
+    return run_global_step(
+        lambda: MinHashDedup(step_params), docs_per_shard, LocalStorage(), f"file://{root}"
+    )
 
 
 def _removed(docs, kept_per_shard) -> set[str]:
@@ -28,7 +30,9 @@ def _removed(docs, kept_per_shard) -> set[str]:
     return {d.id for d in docs} - kept
 
 
-def test_finds_planted_exact_and_near_duplicates_with_high_precision_and_recall(shared_data, tmp_path) -> None:
+def test_finds_planted_exact_and_near_duplicates_with_high_precision_and_recall(
+    shared_data, tmp_path
+) -> None:
     planted = planted_corpus(shared_data)
     kept, stats = _run(split_shards(planted.docs, 3), tmp_path)
     removed = _removed(planted.docs, kept)
@@ -58,7 +62,11 @@ def test_reduce_twice_writes_identical_decision(shared_data, tmp_path) -> None:
 
 def test_keeps_first_document_of_cluster_in_shard_order(tmp_path) -> None:
     text = " ".join(f"word{i}" for i in range(200))
-    shards = [[Document("a", "unrelated text " * 20)], [Document("first", text)], [Document("second", text + " x")]]
+    shards = [
+        [Document("a", "unrelated text " * 20)],
+        [Document("first", text)],
+        [Document("second", text + " x")],
+    ]
     kept, _ = _run(shards, tmp_path)
     assert [[d.id for d in s] for s in kept] == [["a"], ["first"], []]
 
@@ -89,7 +97,9 @@ def test_threshold_verification_keeps_true_pairs(shared_data, tmp_path) -> None:
     plain, _ = _run(split_shards(planted.docs, 2), tmp_path / "plain")
     verified, _ = _run(split_shards(planted.docs, 2), tmp_path / "verified", threshold=0.5)
     assert _removed(planted.docs, verified) <= _removed(planted.docs, plain)
-    assert len(_removed(planted.docs, verified) & planted.expected_removed) >= 0.9 * len(planted.expected_removed)
+    assert len(_removed(planted.docs, verified) & planted.expected_removed) >= 0.9 * len(
+        planted.expected_removed
+    )
 
 
 def test_components_label_each_node_with_lowest_id() -> None:
@@ -115,8 +125,14 @@ def test_reduce_refuses_signatures_collected_with_other_parameters(shared_data, 
         from shipyard.data.step import GlobalContext
 
         step.reduce(
-            GlobalContext(1, LocalStorage(), [f"file://{tmp_path}/scratch/00000"], f"file://{tmp_path}/g",
-                          f"file://{tmp_path}/o", lambda *a: None)
+            GlobalContext(
+                1,
+                LocalStorage(),
+                [f"file://{tmp_path}/scratch/00000"],
+                f"file://{tmp_path}/g",
+                f"file://{tmp_path}/o",
+                lambda *a: None,
+            )
         )
 
 

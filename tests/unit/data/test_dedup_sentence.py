@@ -9,6 +9,7 @@ from shipyard.data.dedup.inprocess import run_global_step
 from shipyard.data.dedup.sentence import SentenceDedup, split_units
 from shipyard.data.document import Document
 from shipyard.storage.local import LocalStorage
+
 from tests.unit.data.test_dedup_planted import split_shards
 
 
@@ -32,7 +33,9 @@ def test_repeated_three_sentence_span_is_cut_from_the_later_document(shared_data
     kept, stats = _run([[first], [later, short]], tmp_path, min_doc_words=40)
     by_id = {d.id: d for shard in kept for d in shard}
     assert by_id["first"].text == first.text
-    assert boiler[1] not in by_id["later"].text and s[50] in by_id["later"].text and s[44] in by_id["later"].text
+    assert (
+        boiler[1] not in by_id["later"].text and s[50] in by_id["later"].text and s[44] in by_id["later"].text
+    )
     assert "short" not in by_id
     assert stats.dropped == {"sentence_duplicates": 1}
     assert stats.extra["removed_spans"] == 2 and stats.extra["removed_units"] == 6
@@ -60,4 +63,4 @@ def test_units_tile_the_text() -> None:
     text = "Mr. Darcy bowed. She smiled!  Then: 吾輩は猫である。名前はまだ無い。\nEnd"
     spans = split_units(text, "sentence")
     assert "".join(text[s:e] for s, e in spans) == text
-    assert [text[s:e].strip() for s, e in spans][-3:] == ["吾輩は猫である。", "名前はまだ無い。", "End"]
+    assert [text[s:e].strip() for s, e in spans][-3:] == ["Then: 吾輩は猫である。", "名前はまだ無い。", "End"]

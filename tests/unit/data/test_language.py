@@ -9,7 +9,6 @@ import time
 
 import pytest
 from pydantic import ValidationError
-
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.language import LanguageId
@@ -21,7 +20,10 @@ MAJOR = ("en", "zh", "ja", "de", "es", "ru", "ar", "pt", "it", "ko", "hi")
 
 def udhr(shared_data: pathlib.Path) -> list[Document]:
     lines = (shared_data / "corpus/udhr/udhr_sample.jsonl").read_text("utf-8").splitlines()
-    return [Document(f"udhr:{i}", r["text"], {"gold": r["lang"].split("-")[0]}) for i, r in enumerate(map(json.loads, lines))]
+    return [
+        Document(f"udhr:{i}", r["text"], {"gold": r["lang"].split("-")[0]})
+        for i, r in enumerate(map(json.loads, lines))
+    ]
 
 
 def test_major_languages_are_identified(shared_data: pathlib.Path, shard_ctx: ShardContext) -> None:
@@ -34,7 +36,9 @@ def test_major_languages_are_identified(shared_data: pathlib.Path, shard_ctx: Sh
     for lang, hits in per_lang.items():
         assert sum(hits) / len(hits) >= 0.85, lang
     assert all(0.0 <= d.metadata["language_score"] <= 1.0 for d in out)
-    french = Document("fr", "Bonjour à tous, je suis très heureux de vous voir aujourd'hui dans notre belle ville.")
+    french = Document(
+        "fr", "Bonjour à tous, je suis très heureux de vous voir aujourd'hui dans notre belle ville."
+    )
     assert next(LanguageId().run([french], shard_ctx)).metadata["language"] == "fr"
 
 
@@ -57,7 +61,9 @@ def test_low_confidence_is_dropped(shard_ctx: ShardContext) -> None:
 
 def test_faster_than_1000_short_docs_per_second(shard_ctx: ShardContext) -> None:
     step = LanguageId()
-    docs = [Document(str(i), f"This is short document number {i} about the weather today.") for i in range(2000)]
+    docs = [
+        Document(str(i), f"This is short document number {i} about the weather today.") for i in range(2000)
+    ]
     start = time.perf_counter()
     assert len(list(step.run(docs, shard_ctx))) == 2000
     assert 2000 / (time.perf_counter() - start) > 1000

@@ -6,10 +6,14 @@ import pathlib
 
 import pytest
 from pydantic import ValidationError
-
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
-from shipyard.data.steps.quality import C4LineFilter, GopherQualityFilter, GopherRepetitionFilter, LengthFilter
+from shipyard.data.steps.quality import (
+    C4LineFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+    LengthFilter,
+)
 from shipyard.data.steps.readers import InputSpec, make_reader
 
 PROSE = (
@@ -33,9 +37,15 @@ def reason(step, text: str, **metadata) -> str | None:
 
 
 def test_real_prose_passes_gopher_in_english_chinese_and_japanese(shared_data, shard_ctx) -> None:
-    english = [d for d in book(shared_data, "books/pride_and_prejudice.en.txt", shard_ctx) if len(d.text.split()) >= 60]
+    english = [
+        d
+        for d in book(shared_data, "books/pride_and_prejudice.en.txt", shard_ctx)
+        if len(d.text.split()) >= 60
+    ]
     chinese = book(shared_data, "chinese_poetry/lunyu.zh.txt", shard_ctx)
-    japanese = [d for d in book(shared_data, "books/wagahai_wa_neko_de_aru.ja.txt", shard_ctx) if len(d.text) >= 200]
+    japanese = [
+        d for d in book(shared_data, "books/wagahai_wa_neko_de_aru.ja.txt", shard_ctx) if len(d.text) >= 200
+    ]
     for docs in (english, chinese, japanese):
         for step in (GopherQualityFilter(), GopherRepetitionFilter()):
             kept = list(step.run(docs, shard_ctx))
@@ -50,11 +60,16 @@ def test_real_prose_passes_gopher_in_english_chinese_and_japanese(shared_data, s
         (PROSE + " #tag" * 20, "gopher_symbol_ratio"),
         ("\n".join(f"- item number {i} of the list and more" for i in range(20)), "gopher_bullet_lines"),
         (
-            "\n".join(f"the story of line {i} goes on and on with the people of the old town..." for i in range(20)),
+            "\n".join(
+                f"the story of line {i} goes on and on with the people of the old town..." for i in range(20)
+            ),
             "gopher_ellipsis_lines",
         ),
         ("12 34 56 78 90 " * 20 + PROSE, "gopher_alpha_words"),
-        ("Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor " * 8, "gopher_stop_words"),
+        (
+            "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor " * 8,
+            "gopher_stop_words",
+        ),
         (PROSE, None),
     ],
 )
@@ -66,7 +81,10 @@ def test_stop_word_rule_only_for_english_and_word_length_skipped_for_cjk() -> No
     german = "Alle Menschen sind frei und gleich an Würde und Rechten geboren. " * 8
     assert reason(GopherQualityFilter(), german) == "gopher_stop_words"
     assert reason(GopherQualityFilter(), german, language="de") is None
-    assert reason(GopherQualityFilter(), "人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心。" * 3) is None
+    assert (
+        reason(GopherQualityFilter(), "人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心。" * 3)
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +142,11 @@ def test_c4_keeps_chinese_with_full_width_punctuation(shard_ctx: ShardContext) -
 
 def test_length_bounds(shard_ctx: ShardContext) -> None:
     step = LengthFilter(LengthFilter.Params(min_chars=10, max_words=5))
-    docs = [Document("short", "tiny"), Document("long", "one two three four five six"), Document("ok", "just fine here")]
+    docs = [
+        Document("short", "tiny"),
+        Document("long", "one two three four five six"),
+        Document("ok", "just fine here"),
+    ]
     assert [d.id for d in step.run(docs, shard_ctx)] == ["ok"]
     assert step.stats.dropped == {"length_too_few_chars": 1, "length_too_many_words": 1}
 

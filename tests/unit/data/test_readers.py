@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
-
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.readers import InputSpec, make_reader
 from shipyard.errors import InvalidArgument, NotFound
@@ -152,3 +151,23 @@ def test_bad_spec_values_name_the_field() -> None:
         InputSpec(uri="ftp://host/x")
     with pytest.raises(ValidationError, match="shard_bytes"):
         InputSpec(uri="/x", shard_bytes=0)
+
+
+@pytest.mark.integration
+def test_s3_jsonl_byte_split_and_parquet(s3_env, shard_ctx: ShardContext, recorded) -> None:
+    lines = [json.dumps({"text": f"record number {i} " + "x" * (i % 50)}) for i in range(3000)]
+    lines[1234] = "{broken"
+    s3_env.storage.write_bytes(f"{s3_env.root}/in/a.jsonl", ("\n".join(lines) + "\n").encode())
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table({"text": ["p0", "p1"]}), buf)
+    s3_env.storage.write_bytes(f"{s3_env.root}/in/b.parquet", buf.getvalue().to_pybytes())
+    ctx = ShardContext(**{**shard_ctx.__dict__, "storage": s3_env.storage})
+    reader = make_reader(InputSpec(uri=f"{s3_env.root}/in", shard_bytes=32 * 1024))
+    shards = reader.shards(ctx.storage)
+    assert len(shards) > 3 and shards[-1].endswith("b.parquet")
+    docs = [d for s in shards for d in reader.read(s, ctx)]
+    assert len(docs) == 2999 + 2 and len({d.id for d in docs}) == len(docs)
+    assert docs[0].id == "a.jsonl:0" and docs[-1].id == "b.parquet:1"
+    assert [r for r in recorded.reasons()] == [
+        "invalid_json: Expecting property name enclosed in double quotes"
+    ]

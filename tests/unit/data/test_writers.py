@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.writers import WriteDocuments, read_documents
@@ -38,3 +37,13 @@ def test_abandoned_write_leaves_no_file(shard_ctx: ShardContext, recorded) -> No
 def test_bad_format_is_a_validation_error() -> None:
     with pytest.raises(Exception, match="format"):
         WriteDocuments.Params(format="csv")
+
+
+@pytest.mark.integration
+def test_writes_to_s3(s3_env, shard_ctx: ShardContext, recorded) -> None:
+    ctx = ShardContext(**{**shard_ctx.__dict__, "storage": s3_env.storage, "output_uri": s3_env.root})
+    docs = [Document(str(i), f"text {i}") for i in range(10)]
+    list(WriteDocuments(WriteDocuments.Params(format="parquet")).run(docs, ctx))
+    [(_, uri, _meta)] = recorded.outputs
+    assert uri == f"{s3_env.root}/data/shard-00000.parquet"
+    assert [d.text for d in read_documents(s3_env.storage, uri)] == [d.text for d in docs]

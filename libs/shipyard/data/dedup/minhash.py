@@ -34,7 +34,7 @@ __all__ = ["MinHashDedup"]
 
 # Documents hashed together: amortizes numpy call overhead over many short documents.
 _BATCH_DOCS = 512
-_BATCH_CHARS = 1 << 20
+_BATCH_CHARS = 1 << 18
 
 
 class MinHashDedupParams(StepParams):

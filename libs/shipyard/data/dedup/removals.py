@@ -60,7 +60,9 @@ class RemovalDecision:
         return int(counts[shard]), artifacts.load_array(storage, artifacts.removal_uri(global_uri, shard))
 
 
-def apply_removals(step: GlobalStep, docs: Iterable[Document], ctx: ShardContext, *, reason: str) -> Iterator[Document]:
+def apply_removals(
+    step: GlobalStep, docs: Iterable[Document], ctx: ShardContext, *, reason: str
+) -> Iterator[Document]:
     """Yield the shard's documents except the removed positions, counting into ``step.stats``."""
     expected, removed = RemovalDecision.read(ctx.storage, ctx.global_uri, ctx.shard_index)
     drop = set(removed.tolist())

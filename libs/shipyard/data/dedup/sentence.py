@@ -97,7 +97,9 @@ class SentenceDedup(GlobalStep):
         )
         artifacts.save_array(ctx.storage, join(ctx.scratch_uri, "windows.npy"), table)
         artifacts.write_json(
-            ctx.storage, join(ctx.scratch_uri, artifacts.META), {"num_docs": count, "params": self.params.model_dump()}
+            ctx.storage,
+            join(ctx.scratch_uri, artifacts.META),
+            {"num_docs": count, "params": self.params.model_dump()},
         )
 
     def reduce(self, gctx: GlobalContext) -> None:
