@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-
-from shipyard.wire import ingest as convert
 from shipyard.api.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 from shipyard.data.jobs import IngestJobManager
+from shipyard.wire import ingest as convert
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -30,7 +29,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         )
         return convert.record_to_operation(record)
 
-    def GetIngestJob(self, request: ingest_pb2.GetIngestJobRequest, context: grpc.ServicerContext) -> ingest_pb2.IngestJob:
+    def GetIngestJob(
+        self, request: ingest_pb2.GetIngestJobRequest, context: grpc.ServicerContext
+    ) -> ingest_pb2.IngestJob:
         return convert.record_to_pb(self._jobs.get(request.name))
 
     def ListIngestJobs(

@@ -29,7 +29,9 @@ def build_corpus(shared_data: pathlib.Path, root: pathlib.Path, *, files: int = 
     return {"paragraphs_per_file": per, "malformed": 2}
 
 
-def job(input_uri: str, output_uri: str, *, workers: int = 1, steps: list[dict[str, Any]] | None = None) -> IngestJob:
+def job(
+    input_uri: str, output_uri: str, *, workers: int = 1, steps: list[dict[str, Any]] | None = None
+) -> IngestJob:
     return parse_job(
         {
             "apiVersion": "shipyard.dev/v1alpha1",

@@ -13,12 +13,12 @@ import time
 
 import pytest
 import yaml
-
 from shipyard.data.executor.runner import run_ingest
 from shipyard.data.manifest import open_token_shard, read_manifest
 from shipyard.data.steps.writers import read_documents
 from shipyard.errors import Cancelled, NotFound
 from shipyard.storage.local import LocalStorage
+
 from tests.integration.ingest_fixtures import build_corpus, job
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,11 @@ pytestmark = pytest.mark.integration
 def _docs(output: pathlib.Path) -> list[tuple[str, str]]:
     storage = LocalStorage()
     manifest = read_manifest(storage, str(output))
-    return [(d.id, d.text) for s in manifest.document_shards for d in read_documents(storage, manifest.resolve(s.uri))]
+    return [
+        (d.id, d.text)
+        for s in manifest.document_shards
+        for d in read_documents(storage, manifest.resolve(s.uri))
+    ]
 
 
 @pytest.fixture
@@ -36,7 +40,9 @@ def corpus(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
     return tmp_path / "in"
 
 
-def test_pipeline_writes_a_dataset_that_training_can_read(corpus: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_pipeline_writes_a_dataset_that_training_can_read(
+    corpus: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     out = tmp_path / "out"
     result = run_ingest(job(str(corpus), str(out)))
 
@@ -75,11 +81,15 @@ def test_rerun_of_a_finished_job_does_nothing(corpus: pathlib.Path, tmp_path: pa
     assert (tmp_path / "out" / "manifest.json").stat().st_mtime_ns == manifest_mtime
 
 
-def test_crashed_run_resumes_without_redoing_or_duplicating(corpus: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_crashed_run_resumes_without_redoing_or_duplicating(
+    corpus: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     out = tmp_path / "out"
     steps = [{"type": "normalize"}, {"type": "exact_dedup"}, {"type": "length", "minChars": 10}]
     spec_file = tmp_path / "job.yaml"
-    spec_file.write_text(yaml.safe_dump(job(str(corpus), str(out), steps=steps).model_dump(mode="json", by_alias=True)))
+    spec_file.write_text(
+        yaml.safe_dump(job(str(corpus), str(out), steps=steps).model_dump(mode="json", by_alias=True))
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "shipyard", "ingest", "run", "-f", str(spec_file), "--workers", "1"],
         stdout=subprocess.DEVNULL,
@@ -106,12 +116,15 @@ def test_crashed_run_resumes_without_redoing_or_duplicating(corpus: pathlib.Path
 def test_output_on_s3(corpus: pathlib.Path, s3_env) -> None:  # type: ignore[no-untyped-def]
     out = f"{s3_env.root}/datasets/d1"
     result = run_ingest(
-        job(str(corpus), out, steps=[{"type": "normalize"}, {"type": "exact_dedup"}]), storage_config=s3_env.config
+        job(str(corpus), out, steps=[{"type": "normalize"}, {"type": "exact_dedup"}]),
+        storage_config=s3_env.config,
     )
     manifest = read_manifest(s3_env.storage, out)
     assert manifest.num_documents == result.documents_written > 0
     keys = [o.uri for o in s3_env.storage.list(out)]
-    assert f"{out}/manifest.json" in keys and not any("/.shipyard/work/" in k and k.endswith(".jsonl") for k in keys)
+    assert f"{out}/manifest.json" in keys and not any(
+        "/.shipyard/work/" in k and k.endswith(".jsonl") for k in keys
+    )
 
 
 def test_missing_input_is_not_found(tmp_path: pathlib.Path) -> None:

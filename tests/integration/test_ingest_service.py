@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from shipyard.api.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 from shipyard.data.jobs import IngestJobManager
 from shipyard.rpc.client import connect
@@ -19,6 +18,7 @@ from shipyard.rpc.server import ServerOptions, build_server
 from shipyard.storage.uri import from_local_path
 from shipyard.wire.ingest import spec_to_pb
 from shipyard_services.ingest.servicer import IngestServicer
+
 from tests.integration.ingest_fixtures import build_corpus, job
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,9 @@ def stub(manager: IngestJobManager) -> Iterator[ingest_pb2_grpc.IngestServiceStu
         channel.close()
 
 
-def _spec(corpus: pathlib.Path, out: pathlib.Path, steps: list[dict] | None = None) -> ingest_pb2.IngestJobSpec:
+def _spec(
+    corpus: pathlib.Path, out: pathlib.Path, steps: list[dict] | None = None
+) -> ingest_pb2.IngestJobSpec:
     return spec_to_pb(job(str(corpus), str(out), steps=steps).spec.model_dump(mode="json"))
 
 
@@ -60,12 +62,16 @@ def _violations(exc: grpc.RpcError) -> dict[str, str]:
 
 
 def test_create_watch_until_succeeded(stub, corpus: pathlib.Path, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
-    op = stub.CreateIngestJob(ingest_pb2.CreateIngestJobRequest(job_id="corpus", spec=_spec(corpus, tmp_path / "o")))
+    op = stub.CreateIngestJob(
+        ingest_pb2.CreateIngestJobRequest(job_id="corpus", spec=_spec(corpus, tmp_path / "o"))
+    )
     assert op.name == "operations/ingestJobs/corpus" and not op.done
     updates = list(stub.WatchIngestJob(ingest_pb2.WatchIngestJobRequest(name="corpus"), timeout=120))
     final = updates[-1]
     assert final.status.state == common_pb2.JOB_STATE_SUCCEEDED, final.status.message
-    assert [u.status.progress.fraction for u in updates] == sorted(u.status.progress.fraction for u in updates)
+    assert [u.status.progress.fraction for u in updates] == sorted(
+        u.status.progress.fraction for u in updates
+    )
     assert final.status.progress.fraction == 1.0
     assert (tmp_path / "o" / "manifest.json").exists() and final.status.manifest_uri.endswith("manifest.json")
     steps = {s.name: s for s in final.status.steps}
@@ -77,7 +83,9 @@ def test_create_watch_until_succeeded(stub, corpus: pathlib.Path, tmp_path: path
     assert got.status.documents_written == final.status.documents_written > 0
 
 
-def test_bad_spec_is_invalid_argument_naming_fields(stub, corpus: pathlib.Path, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_spec_is_invalid_argument_naming_fields(
+    stub, corpus: pathlib.Path, tmp_path: pathlib.Path
+) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(corpus, tmp_path / "o", steps=[])
     spec.steps.add(type="minhash_dedupe")
     spec.steps.add(type="minhash_dedup").params.update({"bands": -1})
@@ -120,7 +128,9 @@ def test_list_paginates_and_cancel_of_queued_job(stub, corpus: pathlib.Path, tmp
     assert not (tmp_path / "c" / "manifest.json").exists()
 
     first = stub.ListIngestJobs(ingest_pb2.ListIngestJobsRequest(page_size=2))
-    rest = stub.ListIngestJobs(ingest_pb2.ListIngestJobsRequest(page_size=2, page_token=first.next_page_token))
+    rest = stub.ListIngestJobs(
+        ingest_pb2.ListIngestJobsRequest(page_size=2, page_token=first.next_page_token)
+    )
     assert [j.metadata.name for j in first.jobs] + [j.metadata.name for j in rest.jobs] == ["a", "b", "c"]
     assert rest.next_page_token == ""
 
@@ -155,8 +165,17 @@ def test_restarted_service_keeps_job_history(corpus: pathlib.Path, tmp_path: pat
 
 def test_service_process_serves_health_and_api(tmp_path: pathlib.Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shipyard_services.ingest", "--port", "0", "--metrics-port", "0",
-         "--data-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "shipyard_services.ingest",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -166,7 +185,9 @@ def test_service_process_serves_health_and_api(tmp_path: pathlib.Path) -> None:
         assert ready.startswith("READY ingest grpc=127.0.0.1:"), ready
         address = ready.split("grpc=")[1].split()[0]
         channel = connect(address)
-        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=SERVICE), timeout=10
+        )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         listed = ingest_pb2_grpc.IngestServiceStub(channel).ListIngestJobs(ingest_pb2.ListIngestJobsRequest())
         assert list(listed.jobs) == []

@@ -46,7 +46,9 @@ def run_cmd(obj: CliContext, path: str, workers: int | None) -> None:
                     job,
                     storage_config=obj.config.storage,
                     workers=workers or obj.config.ingest.workers,
-                    on_progress=lambda p: bar.update(p.stage, p.completed, p.total, p.documents_read, p.elapsed),
+                    on_progress=lambda p: bar.update(
+                        p.stage, p.completed, p.total, p.documents_read, p.elapsed
+                    ),
                     cancel=cancel,
                 )
             except BaseException as exc:  # re-raised in the main thread below
@@ -81,4 +83,3 @@ def print_result(result: IngestResult) -> None:
     if result.quarantined:
         rows.append(("quarantine", result.quarantine_uri))
     display.out.print(display.summary_table(rows))
-

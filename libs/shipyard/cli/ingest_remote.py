@@ -72,7 +72,9 @@ def _follow(stub: ingest_pb2_grpc.IngestServiceStub, name: str) -> None:
         for job in stub.WatchIngestJob(ingest_pb2.WatchIngestJobRequest(name=name), timeout=None):
             p = job.status.progress
             elapsed = p.completed and (job.status.documents_read / p.rate if p.rate else 0.0)
-            bar.update(p.stage or _state(job), p.completed, p.total, job.status.documents_read, elapsed or 0.0)
+            bar.update(
+                p.stage or _state(job), p.completed, p.total, job.status.documents_read, elapsed or 0.0
+            )
             last = job
     if last is not None:
         _print_job(last)
@@ -99,7 +101,9 @@ def list_cmd(obj: CliContext, page_size: int, target: str | None) -> None:
     token = ""
     with _stub(obj, target) as stub:
         while True:
-            resp = stub.ListIngestJobs(ingest_pb2.ListIngestJobsRequest(page_size=page_size, page_token=token))
+            resp = stub.ListIngestJobs(
+                ingest_pb2.ListIngestJobsRequest(page_size=page_size, page_token=token)
+            )
             rows += [(j.metadata.name, _state(j), f"{j.status.progress.fraction:.0%}") for j in resp.jobs]
             token = resp.next_page_token
             if not token:
@@ -123,7 +127,13 @@ def _print_job(job: ingest_pb2.IngestJob) -> None:
 
     steps = [
         StepStats.from_dict(
-            {"name": s.name, "docs_in": s.docs_in, "docs_out": s.docs_out, "dropped": dict(s.dropped), "extra": dict(s.extra)}
+            {
+                "name": s.name,
+                "docs_in": s.docs_in,
+                "docs_out": s.docs_out,
+                "dropped": dict(s.dropped),
+                "extra": dict(s.extra),
+            }
         )
         for s in job.status.steps
     ]

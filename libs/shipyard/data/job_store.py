@@ -100,7 +100,10 @@ def load_records(storage: Storage, jobs_uri: str) -> list[IngestJobRecord]:
                     message=d.get("message", ""),
                     conditions=[
                         Condition(
-                            c["type"], c["status"], c["reason"], c["message"],
+                            c["type"],
+                            c["status"],
+                            c["reason"],
+                            c["message"],
                             datetime.fromisoformat(c["lastTransitionTime"]),
                         )
                         for c in d.get("conditions", [])

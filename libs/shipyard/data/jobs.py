@@ -59,7 +59,9 @@ class IngestJobRecord:
 
     @property
     def fraction(self) -> float:
-        return self.completed / self.total if self.total else (1.0 if self.state is JobState.SUCCEEDED else 0.0)
+        return (
+            self.completed / self.total if self.total else (1.0 if self.state is JobState.SUCCEEDED else 0.0)
+        )
 
     @property
     def rate(self) -> float:
@@ -97,7 +99,12 @@ class IngestJobManager:
     # -- commands -------------------------------------------------------------------------------
 
     def create(
-        self, name: str | None, spec: dict[str, Any], labels: dict[str, str] | None = None, *, validate_only: bool = False
+        self,
+        name: str | None,
+        spec: dict[str, Any],
+        labels: dict[str, str] | None = None,
+        *,
+        validate_only: bool = False,
     ) -> IngestJobRecord:
         """Validate ``spec`` (fields, step params, input exists) and start the job."""
         name = name or f"ingest-{uuid.uuid4().hex[:8]}"
@@ -170,11 +177,14 @@ class IngestJobManager:
     def watch(self, name: str, is_active: Callable[[], bool] = lambda: True) -> Iterator[IngestJobRecord]:
         """Yield the job now and after every change, until it is finished or the caller goes away."""
         seen = -1
+
+        def changed(last: int) -> bool:
+            return self._live(name).version != last or self._closed or not is_active()
+
         while True:
             with self._lock:
-                self._lock.wait_for(
-                    lambda: self._live(name).version != seen or self._closed or not is_active(), timeout=1.0
-                )
+                # The timeout only bounds how late a vanished caller is noticed (is_active is polled).
+                self._lock.wait_for(lambda last=seen: changed(last), timeout=1.0)
                 record = dataclasses.replace(self._live(name))
             if not is_active() or (self._closed and record.version == seen):
                 return
@@ -230,13 +240,21 @@ class IngestJobManager:
             self._changed(record)
 
     def _finish(
-        self, name: str, state: JobState, *, message: str = "", reason: str = "", result: IngestResult | None = None
+        self,
+        name: str,
+        state: JobState,
+        *,
+        message: str = "",
+        reason: str = "",
+        result: IngestResult | None = None,
     ) -> None:
         with self._lock:
             record = self._jobs[name]
             if self._closed and state is JobState.CANCELLED and record.state is not JobState.CANCELLING:
                 # Server shutdown interrupted the job: keep it resumable instead of cancelled.
-                self._set_state(record, JobState.PENDING, reason="ServerShutdown", message="resumes on restart")
+                self._set_state(
+                    record, JobState.PENDING, reason="ServerShutdown", message="resumes on restart"
+                )
                 return
             record.result = result
             record.completion_time = self._clock()
@@ -245,7 +263,9 @@ class IngestJobManager:
                 record.documents_read = result.documents_read
             self._set_state(record, state, reason=reason, message=message)
 
-    def _set_state(self, record: IngestJobRecord, state: JobState, *, reason: str = "", message: str = "") -> None:
+    def _set_state(
+        self, record: IngestJobRecord, state: JobState, *, reason: str = "", message: str = ""
+    ) -> None:
         check_transition(record.state, state, what=f"ingest job {record.name!r}")
         record.state = state
         record.message = message

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from shipyard.data.registry import step_class
 from shipyard.data.step import GlobalStep, PipelineStep
@@ -78,7 +78,9 @@ class Metadata(_Model):
     def _check_name(cls, name: str) -> str:
         if len(name) > 63 or not _NAME.match(name):
             raise PydanticCustomError(
-                "dns_label", "{name!r} must be a DNS-1123 label (lowercase a-z, 0-9, '-'; at most 63)", {"name": name}
+                "dns_label",
+                "{name!r} must be a DNS-1123 label (lowercase a-z, 0-9, '-'; at most 63)",
+                {"name": name},
             )
         return name
 
@@ -105,7 +107,9 @@ def parse_spec(data: Any, *, prefix: str = "spec") -> IngestSpec:
 def parse_job(data: Any) -> IngestJob:
     """Validate a whole ``IngestJob`` document."""
     if not isinstance(data, dict):
-        raise InvalidArgument.field("<root>", "an IngestJob must be a mapping with apiVersion, kind, metadata, spec")
+        raise InvalidArgument.field(
+            "<root>", "an IngestJob must be a mapping with apiVersion, kind, metadata, spec"
+        )
     try:
         job = IngestJob.model_validate(data)
     except ValidationError as exc:
@@ -159,7 +163,7 @@ def _ordering_violations(spec: IngestSpec, prefix: str) -> list[FieldViolation]:
                 out.append(
                     FieldViolation(
                         f"{prefix}.steps[{i}].tokenizerUri",
-                        "tokenize needs a tokenizer: set tokenizerUri or add a train_tokenizer step before it",
+                        "tokenize needs a tokenizer: set tokenizerUri or add a train_tokenizer step first",
                     )
                 )
     return out

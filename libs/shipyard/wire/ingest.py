@@ -72,7 +72,9 @@ def spec_to_pb(spec: dict[str, Any]) -> ingest_pb2.IngestJobSpec:
             shard_bytes=int(inp.get("shard_bytes") or 0),
         ),
         output=ingest_pb2.IngestOutput(uri=out["uri"], format=out.get("format") or ""),
-        execution=ingest_pb2.IngestExecution(executor=ex.get("executor") or "", workers=ex.get("workers") or 0),
+        execution=ingest_pb2.IngestExecution(
+            executor=ex.get("executor") or "", workers=ex.get("workers") or 0
+        ),
     )
     for step in spec.get("steps", []):
         pb = msg.steps.add(type=step["type"])
@@ -125,7 +127,11 @@ def record_to_pb(r: IngestJobRecord) -> ingest_pb2.IngestJob:
         status.tokens_written = res.tokens_written
         for s in res.steps:
             status.steps.add(
-                name=s.name, docs_in=s.docs_in, docs_out=s.docs_out, dropped=dict(s.dropped), extra=dict(s.extra)
+                name=s.name,
+                docs_in=s.docs_in,
+                docs_out=s.docs_out,
+                dropped=dict(s.dropped),
+                extra=dict(s.extra),
             )
     return ingest_pb2.IngestJob(
         metadata=common_pb2.ObjectMeta(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
-from shipyard.data.spec import load_job_file, parse_job, parse_spec
+from shipyard.data.spec import build_steps, load_job_file, parse_job, parse_spec
 from shipyard.errors import InvalidArgument
 
 
 def _job(**spec: object) -> dict:
     base = {"input": {"uri": "/data/in"}, "output": {"uri": "/data/out"}, "steps": []}
     base.update(spec)
-    return {"apiVersion": "shipyard.dev/v1alpha1", "kind": "IngestJob", "metadata": {"name": "j"}, "spec": base}
+    return {
+        "apiVersion": "shipyard.dev/v1alpha1",
+        "kind": "IngestJob",
+        "metadata": {"name": "j"},
+        "spec": base,
+    }
 
 
 def _fields(exc: pytest.ExceptionInfo[InvalidArgument]) -> dict[str, str]:
@@ -19,8 +23,12 @@ def _fields(exc: pytest.ExceptionInfo[InvalidArgument]) -> dict[str, str]:
 
 
 def test_camel_and_snake_case_parameters_are_the_same_spec() -> None:
-    a = parse_spec({"input": {"uri": "/x"}, "output": {"uri": "/y"}, "steps": [{"type": "length", "minChars": 5}]})
-    b = parse_spec({"input": {"uri": "/x"}, "output": {"uri": "/y"}, "steps": [{"type": "length", "min_chars": 5}]})
+    a = parse_spec(
+        {"input": {"uri": "/x"}, "output": {"uri": "/y"}, "steps": [{"type": "length", "minChars": 5}]}
+    )
+    b = parse_spec(
+        {"input": {"uri": "/x"}, "output": {"uri": "/y"}, "steps": [{"type": "length", "min_chars": 5}]}
+    )
     assert a.steps[0].params != {} and a.model_dump()["output"] == b.model_dump()["output"]
 
 
@@ -44,7 +52,9 @@ def test_all_errors_are_reported_at_once() -> None:
         parse_job(_job(steps=[{"type": "nope"}, {"type": "tokenize"}]))
     fields = _fields(exc)
     assert "spec.steps[0].type" in fields
-    assert "spec.steps[1].tokenizerUri" in fields and "train_tokenizer" in fields["spec.steps[1].tokenizerUri"]
+    assert (
+        "spec.steps[1].tokenizerUri" in fields and "train_tokenizer" in fields["spec.steps[1].tokenizerUri"]
+    )
 
 
 def test_bad_output_format_and_metadata_name() -> None:

@@ -53,7 +53,9 @@ class ProcessBackend(Backend):
     threads, and forking a threaded process can deadlock the child."""
 
     def __init__(self, workers: int) -> None:
-        self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
 
     def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         futures = [self._pool.submit(fn, t) for t in tasks]

@@ -28,7 +28,9 @@ def build_manifest(
         by_kind.setdefault(kind, []).append((uri, meta))
     token_shards = [TokenShard.from_output(u, m) for u, m in sorted(by_kind.get("tokens", []))]
     doc_shards = [
-        DocumentShard(uri=u, documents=m.get("documents", 0), bytes=m.get("bytes", 0), format=job.spec.output.format)
+        DocumentShard(
+            uri=u, documents=m.get("documents", 0), bytes=m.get("bytes", 0), format=job.spec.output.format
+        )
         for u, m in sorted(by_kind.get("documents", []))
     ]
     tokenizers = by_kind.get("tokenizer", [])
@@ -56,5 +58,9 @@ def build_manifest(
         stats=[s.to_dict() for s in stats],
         spec=job.spec.model_dump(mode="json"),
         quarantined=QuarantineRef(count=quarantined, uri=quarantine_uri or None),
-        lineage={"specFingerprint": spec_fingerprint, "documentsRead": documents_read, "job": job.metadata.name},
+        lineage={
+            "specFingerprint": spec_fingerprint,
+            "documentsRead": documents_read,
+            "job": job.metadata.name,
+        },
     )

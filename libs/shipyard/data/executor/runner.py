@@ -168,7 +168,9 @@ def _result(
     )
 
 
-def _already_complete(storage: RoutingStorage, layout: WorkLayout, spec: dict[str, Any]) -> IngestResult | None:
+def _already_complete(
+    storage: RoutingStorage, layout: WorkLayout, spec: dict[str, Any]
+) -> IngestResult | None:
     """A rerun of a finished job returns its result instead of redoing it (a changed spec does not)."""
     if not storage.exists(layout.manifest_uri):
         return None
@@ -205,7 +207,9 @@ def _merge_stats(steps: list[Any], results: list[TaskResult]) -> list[StepStats]
     return merged
 
 
-def _watch_cancel(cancel: threading.Event | None, storage: RoutingStorage, layout: WorkLayout) -> Callable[[], None]:
+def _watch_cancel(
+    cancel: threading.Event | None, storage: RoutingStorage, layout: WorkLayout
+) -> Callable[[], None]:
     """Turn an in-process cancel event into the marker that worker processes poll."""
     if cancel is None:
         return lambda: None
