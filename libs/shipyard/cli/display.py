@@ -19,6 +19,7 @@ from rich.table import Table
 from shipyard.data.step import StepStats
 from shipyard.errors import ShipyardError
 
+MAX_COUNTERS = 8  # per step in the table; the full counters are in the manifest
 console = Console(stderr=True)
 out = Console()
 
@@ -67,7 +68,9 @@ def stats_table(steps: Iterable[StepStats]) -> Table:
     table.add_column("dropped by reason / counters", overflow="fold")
     for s in steps:
         reasons = ", ".join(f"{k}={v:,}" for k, v in s.dropped.most_common())
-        extra = ", ".join(f"{k}={v:,}" for k, v in sorted(s.extra.items()))
+        extra = ", ".join(f"{k}={v:,}" for k, v in s.extra.most_common(MAX_COUNTERS))
+        if len(s.extra) > MAX_COUNTERS:
+            extra += f", … {len(s.extra) - MAX_COUNTERS} more"  # e.g. one counter per detected language
         detail = "; ".join(x for x in (reasons, extra) if x)
         table.add_row(s.name, f"{s.docs_in:,}", f"{s.docs_out:,}", f"{sum(s.dropped.values()):,}", detail)
     return table
