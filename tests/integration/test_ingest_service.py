@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 
 import grpc
@@ -55,6 +59,12 @@ def _spec(
     corpus: pathlib.Path, out: pathlib.Path, steps: list[dict] | None = None
 ) -> ingest_pb2.IngestJobSpec:
     return spec_to_pb(job(str(corpus), str(out), steps=steps).spec.model_dump(mode="json"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _violations(exc: grpc.RpcError) -> dict[str, str]:
@@ -163,19 +173,10 @@ def test_restarted_service_keeps_job_history(corpus: pathlib.Path, tmp_path: pat
         second.close()
 
 
-def test_service_process_serves_health_and_api(tmp_path: pathlib.Path) -> None:
+def test_service_process_serves_health_api_and_metrics(corpus: pathlib.Path, tmp_path: pathlib.Path) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shipyard_services.ingest",
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--data-dir",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "shipyard_services.ingest", "--port", "0", "--metrics-port", str(_free_port())]
+        + ["--data-dir", str(tmp_path / "data")],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -184,14 +185,47 @@ def test_service_process_serves_health_and_api(tmp_path: pathlib.Path) -> None:
         ready = proc.stdout.readline()
         assert ready.startswith("READY ingest grpc=127.0.0.1:"), ready
         address = ready.split("grpc=")[1].split()[0]
+        metrics_url = ready.split("metrics=")[1].strip()
         channel = connect(address)
         health = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=SERVICE), timeout=10
         )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-        listed = ingest_pb2_grpc.IngestServiceStub(channel).ListIngestJobs(ingest_pb2.ListIngestJobsRequest())
-        assert list(listed.jobs) == []
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        spec = _spec(corpus, tmp_path / "o", steps=[{"type": "normalize"}])
+        stub.CreateIngestJob(ingest_pb2.CreateIngestJobRequest(job_id="m", spec=spec))
+        final = list(stub.WatchIngestJob(ingest_pb2.WatchIngestJobRequest(name="m"), timeout=120))[-1]
+        assert final.status.state == common_pb2.JOB_STATE_SUCCEEDED
         channel.close()
+        with urllib.request.urlopen(metrics_url, timeout=10) as resp:
+            text = resp.read().decode()
+        read = [line for line in text.splitlines() if line.startswith("shipyard_ingest_documents_read")]
+        assert read and float(read[0].split()[-1]) == final.status.documents_read > 0
+        assert "CreateIngestJob" in text  # per-RPC metrics carry the method
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0  # graceful shutdown on SIGTERM
+
+
+def test_shipyard_up_starts_the_services(tmp_path: pathlib.Path) -> None:
+    env = {**os.environ, "SHIPYARD_INGEST_PORT": "0", "SHIPYARD_METRICS_PORT": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipyard", "--data-dir", str(tmp_path), "up"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        line = next(text for text in proc.stderr if text.startswith("ingest grpc=") or "error" in text)
+        assert line.startswith("ingest grpc="), line
+        address = line.split("grpc=")[1].split()[0]
+        channel = connect(address)
+        assert (
+            ingest_pb2_grpc.IngestServiceStub(channel).ListIngestJobs(ingest_pb2.ListIngestJobsRequest()).jobs
+            == []
+        )
+        channel.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from shipyard.config import StorageConfig
 from shipyard.data.executor.runner import IngestResult, ProgressUpdate, run_ingest
+from shipyard.data.job_metrics import IngestMetrics
 from shipyard.data.job_store import load_records, save_record
 from shipyard.data.spec import IngestJob, Metadata, parse_spec
 from shipyard.data.steps.readers import make_reader
@@ -83,12 +84,14 @@ class IngestJobManager:
         workers: int = 1,
         max_concurrent_jobs: int = 2,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self._storage = RoutingStorage(storage_config)
         self._storage_config = storage_config
         self._jobs_uri = join(storage_root, "jobs", "ingest")
         self._workers = workers
         self._clock = clock
+        self._metrics = metrics or IngestMetrics()
         self._lock = threading.Condition()
         self._jobs: dict[str, IngestJobRecord] = {}
         self._cancels: dict[str, threading.Event] = {}
@@ -235,6 +238,7 @@ class IngestJobManager:
     def _progress(self, name: str, p: ProgressUpdate) -> None:
         with self._lock:
             record = self._jobs[name]
+            self._metrics.documents_read(p.documents_read - record.documents_read)
             record.stage, record.completed, record.total = p.stage, p.completed, p.total
             record.documents_read, record.elapsed = p.documents_read, p.elapsed
             self._changed(record)
@@ -267,6 +271,7 @@ class IngestJobManager:
         self, record: IngestJobRecord, state: JobState, *, reason: str = "", message: str = ""
     ) -> None:
         check_transition(record.state, state, what=f"ingest job {record.name!r}")
+        self._metrics.state_changed(record.state, state)
         record.state = state
         record.message = message
         record.conditions.append(condition_for(state, self._clock(), reason=reason, message=message))
