@@ -17,10 +17,10 @@ class IngestMetrics:
         if meter is None:
             return
         self._docs = meter.create_counter(
-            "shipyard.ingest.documents_read", unit="{document}", description="Input documents read by ingest jobs."
+            "shipyard.ingest.documents_read", unit="{document}", description="Input documents read."
         )
         self._finished = meter.create_counter(
-            "shipyard.ingest.jobs_finished", unit="{job}", description="Ingest jobs that ended, by final state."
+            "shipyard.ingest.jobs_finished", unit="{job}", description="Jobs ended, by state."
         )
         self._active = meter.create_up_down_counter(
             "shipyard.ingest.jobs_running", unit="{job}", description="Ingest jobs running now."
