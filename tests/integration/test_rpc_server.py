@@ -43,7 +43,8 @@ from shipyard.rpc import (
 )
 from shipyard.telemetry import PrometheusMetrics, configure_logging, create_tracer_provider
 
-pytestmark = pytest.mark.integration
+# A hang (a deadlock in shutdown, a call without deadline) fails fast instead of stalling the suite.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 SERVICE = "shipyard.test.v1.Probe"
 WAIT = 5.0  # upper bound for anything that should happen "now"; never reached when tests pass

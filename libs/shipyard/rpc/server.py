@@ -72,6 +72,21 @@ class ServerState(enum.Enum):
     STOPPED = "STOPPED"
 
 
+class _HealthServicer(health.HealthServicer):
+    """grpc's health servicer without its watch-close deadlock.
+
+    ``set``/``enter_graceful_shutdown`` push updates to watchers while holding the servicer's lock, and a
+    push blocks until gRPC's event thread completes the previous send. When a watcher closes at that
+    moment, gRPC's event thread runs the close callback, which waits for the same lock: both stall
+    forever (seen here as ``stop()`` hanging). Running the cleanup on its own thread frees the event
+    thread. Upstream is moving the pushes out of the lock (grpc/grpc#43403).
+    """
+
+    def _on_close_callback(self, send_response_callback, service):  # type: ignore[no-untyped-def]
+        cleanup = super()._on_close_callback(send_response_callback, service)
+        return lambda: threading.Thread(target=cleanup, name="health-watch-close", daemon=True).start()
+
+
 def _read(path: str | Path, field_name: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -229,7 +244,7 @@ def build_server(
             ("grpc.http2.min_ping_interval_without_data_ms", _MIN_CLIENT_PING_INTERVAL_MS),
         ],
     )
-    health_servicer = health.HealthServicer()
+    health_servicer = _HealthServicer()
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)  # until start()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
