@@ -26,7 +26,9 @@ __all__ = [
     "read_json",
     "removal_uri",
     "save_array",
+    "read_shard_meta",
     "write_json",
+    "write_shard_meta",
 ]
 
 META = "meta.json"
@@ -78,3 +80,15 @@ def check_meta(meta: dict[str, Any], expected: dict[str, Any], *, uri: str) -> N
             f"artifacts at {uri} were collected with params {meta.get('params')}, "
             f"but this step has {expected}; rerun collect"
         )
+
+
+def write_shard_meta(storage: Storage, scratch_uri: str, num_docs: int, params: dict[str, Any]) -> None:
+    """Record, next to a shard's arrays, how many documents ``collect`` saw and with which parameters."""
+    write_json(storage, join(scratch_uri, META), {"num_docs": num_docs, "params": params})
+
+
+def read_shard_meta(storage: Storage, scratch_uri: str, params: dict[str, Any], *, what: str) -> int:
+    """The document count a shard's ``collect`` recorded, after checking it used ``params``."""
+    meta = read_json(storage, join(scratch_uri, META), what=what)
+    check_meta(meta, params, uri=scratch_uri)
+    return int(meta["num_docs"])

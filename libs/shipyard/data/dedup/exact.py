@@ -60,20 +60,15 @@ class ExactDedup(GlobalStep):
         words = self.params.hash_bits // 64
         hashes = np.frombuffer(bytes(digests), dtype=">u8").astype(np.uint64).reshape(count, words)
         artifacts.save_array(ctx.storage, join(ctx.scratch_uri, "hashes.npy"), hashes)
-        artifacts.write_json(
-            ctx.storage,
-            join(ctx.scratch_uri, artifacts.META),
-            {"num_docs": count, "params": self.params.model_dump()},
-        )
+        artifacts.write_shard_meta(ctx.storage, ctx.scratch_uri, count, self.params.model_dump())
 
     def reduce(self, gctx: GlobalContext) -> None:
         storage = gctx.storage
         num_docs: list[int] = []
         parts: list[np.ndarray] = []
         for uri in gctx.shard_scratch_uris:
-            meta = artifacts.read_json(storage, join(uri, artifacts.META), what="exact-dedup hashes")
-            artifacts.check_meta(meta, self.params.model_dump(), uri=uri)
-            num_docs.append(int(meta["num_docs"]))
+            params = self.params.model_dump()
+            num_docs.append(artifacts.read_shard_meta(storage, uri, params, what="exact-dedup hashes"))
             parts.append(artifacts.load_array(storage, join(uri, "hashes.npy")))
         words = self.params.hash_bits // 64
         hashes = np.concatenate(parts) if parts else np.empty((0, words), np.uint64)

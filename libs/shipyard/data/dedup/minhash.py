@@ -107,18 +107,16 @@ class MinHashDedup(GlobalStep):
             full = np.concatenate(sigs) if sigs else np.empty((0, width), np.uint32)
             artifacts.save_array(storage, join(scratch, "signatures.npy"), full)
         # meta.json last: its presence says the shard's artifacts are complete.
-        artifacts.write_json(
-            storage, join(scratch, artifacts.META), {"num_docs": seen, "params": self._signature_params()}
-        )
+        artifacts.write_shard_meta(storage, scratch, seen, self._signature_params())
 
     def reduce(self, gctx: GlobalContext) -> None:
         p = self.params
         storage = gctx.storage
         num_docs = []
         for uri in gctx.shard_scratch_uris:
-            meta = artifacts.read_json(storage, join(uri, artifacts.META), what="minhash signatures")
-            artifacts.check_meta(meta, self._signature_params(), uri=uri)
-            num_docs.append(int(meta["num_docs"]))
+            num_docs.append(
+                artifacts.read_shard_meta(storage, uri, self._signature_params(), what="minhash signatures")
+            )
         offsets = np.concatenate([[0], np.cumsum(num_docs, dtype=np.int64)])
         # Global ids in (shard, position) order; one int64 per document is all that stays resident.
         gids = np.concatenate(

@@ -96,20 +96,15 @@ class SentenceDedup(GlobalStep):
             axis=1,
         )
         artifacts.save_array(ctx.storage, join(ctx.scratch_uri, "windows.npy"), table)
-        artifacts.write_json(
-            ctx.storage,
-            join(ctx.scratch_uri, artifacts.META),
-            {"num_docs": count, "params": self.params.model_dump()},
-        )
+        artifacts.write_shard_meta(ctx.storage, ctx.scratch_uri, count, self.params.model_dump())
 
     def reduce(self, gctx: GlobalContext) -> None:
         storage = gctx.storage
         num_docs: list[int] = []
         tables: list[np.ndarray] = []
         for uri in gctx.shard_scratch_uris:
-            meta = artifacts.read_json(storage, join(uri, artifacts.META), what="sentence hashes")
-            artifacts.check_meta(meta, self.params.model_dump(), uri=uri)
-            num_docs.append(int(meta["num_docs"]))
+            params = self.params.model_dump()
+            num_docs.append(artifacts.read_shard_meta(storage, uri, params, what="sentence hashes"))
             tables.append(artifacts.load_array(storage, join(uri, "windows.npy")))
         offsets = np.concatenate([[0], np.cumsum(num_docs, dtype=np.int64)]).astype(np.uint64)
         shard_ids = np.concatenate([np.full(len(t), s, dtype=np.int64) for s, t in enumerate(tables)] or [[]])
