@@ -21,6 +21,7 @@ class JobState(enum.Enum):
     FAILED = "FAILED"
     CANCELLING = "CANCELLING"
     CANCELLED = "CANCELLED"
+    SUSPENDED = "SUSPENDED"
 
     @property
     def terminal(self) -> bool:
@@ -30,7 +31,9 @@ class JobState(enum.Enum):
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED, JobState.SUSPENDED}),
+    # runPolicy.suspend: created but held back until resumed (Kueue-compatible).
+    JobState.SUSPENDED: frozenset({JobState.PENDING, JobState.CANCELLED}),
     # RUNNING -> PENDING: a server restarted mid-run re-queues the job (it resumes from its markers).
     JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLING, JobState.PENDING}),
     JobState.CANCELLING: frozenset({JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED}),
@@ -62,6 +65,7 @@ _CONDITION_OF = {
     JobState.SUCCEEDED: ("Succeeded", "Succeeded"),
     JobState.FAILED: ("Failed", "Failed"),
     JobState.CANCELLED: ("Cancelled", "Cancelled"),
+    JobState.SUSPENDED: ("Suspended", "Suspended"),
 }
 
 

@@ -1,1 +1,1 @@
-"""The ingest service: a thin gRPC edge over ``shipyard.data.jobs.IngestJobManager``."""
+"""The ingest service: a thin gRPC edge over the ingest job manager (``shipyard.data.jobs``)."""

@@ -13,8 +13,7 @@ import sys
 
 from shipyard.api.v1 import ingest_pb2, ingest_pb2_grpc
 from shipyard.config import load_config
-from shipyard.data.job_metrics import IngestMetrics
-from shipyard.data.jobs import IngestJobManager
+from shipyard.data.jobs import ingest_job_manager
 from shipyard.errors import ShipyardError
 from shipyard.rpc.from_config import server_options, telemetry_options
 from shipyard.rpc.server import build_server
@@ -47,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     telemetry = setup_telemetry(telemetry_options(config, "ingest"))
-    manager = IngestJobManager(
+    manager = ingest_job_manager(
         config.storage.root,
         config.storage,
         workers=config.ingest.workers,
-        metrics=IngestMetrics(telemetry.metrics.meter_provider.get_meter("shipyard.ingest")),
+        meter=telemetry.metrics.meter_provider.get_meter("shipyard.ingest"),
     )
     server = build_server(
         [(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestServicer(manager))],

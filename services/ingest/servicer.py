@@ -1,6 +1,6 @@
 """gRPC servicer for ``shipyard.v1.IngestService``: translate, delegate, translate back.
 
-No business logic here: validation, state and execution live in ``IngestJobManager``; typed errors
+No business logic here: validation, state and execution live in the ingest ``JobManager``; typed errors
 raised there become gRPC status codes in the shared error interceptor.
 """
 
@@ -10,12 +10,14 @@ from collections.abc import Iterator
 
 import grpc
 from shipyard.api.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
-from shipyard.data.jobs import IngestJobManager
+from shipyard.data.executor.runner import IngestResult, ProgressUpdate
+from shipyard.jobs.manager import JobManager
+from shipyard.wire import common
 from shipyard.wire import ingest as convert
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, manager: IngestJobManager) -> None:
+    def __init__(self, manager: JobManager[IngestResult, ProgressUpdate]) -> None:
         self._jobs = manager
 
     def CreateIngestJob(
@@ -38,7 +40,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self, request: ingest_pb2.ListIngestJobsRequest, context: grpc.ServicerContext
     ) -> ingest_pb2.ListIngestJobsResponse:
         records, token = self._jobs.list(
-            request.page_size, request.page_token, convert.state_from_pb(request.state)
+            request.page_size, request.page_token, common.state_from_pb(request.state)
         )
         return ingest_pb2.ListIngestJobsResponse(
             jobs=[convert.record_to_pb(r) for r in records], next_page_token=token

@@ -15,7 +15,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shipyard.api.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
-from shipyard.data.jobs import IngestJobManager
+from shipyard.data.jobs import ingest_job_manager
+from shipyard.jobs.manager import JobManager
 from shipyard.rpc.client import connect
 from shipyard.rpc.errors import from_rpc_error
 from shipyard.rpc.server import ServerOptions, build_server
@@ -36,14 +37,14 @@ def corpus(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture
-def manager(tmp_path: pathlib.Path) -> Iterator[IngestJobManager]:
-    m = IngestJobManager(from_local_path(tmp_path / "root"), workers=1, max_concurrent_jobs=1)
+def manager(tmp_path: pathlib.Path) -> Iterator[JobManager]:
+    m = ingest_job_manager(from_local_path(tmp_path / "root"), workers=1, max_concurrent_jobs=1)
     yield m
     m.close()
 
 
 @pytest.fixture
-def stub(manager: IngestJobManager) -> Iterator[ingest_pb2_grpc.IngestServiceStub]:
+def stub(manager: JobManager) -> Iterator[ingest_pb2_grpc.IngestServiceStub]:
     server = build_server(
         [(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestServicer(manager))],
         [SERVICE],
@@ -160,11 +161,11 @@ def test_duplicate_name_is_already_exists(stub, corpus: pathlib.Path, tmp_path: 
 
 def test_restarted_service_keeps_job_history(corpus: pathlib.Path, tmp_path: pathlib.Path) -> None:
     root = from_local_path(tmp_path / "root")
-    first = IngestJobManager(root, workers=1)
+    first = ingest_job_manager(root, workers=1)
     first.create("kept", job(str(corpus), str(tmp_path / "o"), steps=[]).spec.model_dump(mode="json"))
     assert list(first.watch("kept"))[-1].state.value == "SUCCEEDED"
     first.close()
-    second = IngestJobManager(root, workers=1)
+    second = ingest_job_manager(root, workers=1)
     try:
         record = second.get("kept")
         assert record.state.value == "SUCCEEDED" and record.result is not None

@@ -9,13 +9,14 @@ import click
 import grpc
 from google.protobuf import json_format
 
-from shipyard.api.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
+from shipyard.api.v1 import ingest_pb2, ingest_pb2_grpc
 from shipyard.cli import display
 from shipyard.cli.main import CliContext
 from shipyard.data.spec import load_job_file
 from shipyard.rpc.client import connect
 from shipyard.rpc.errors import from_rpc_error
 from shipyard.rpc.from_config import client_options, target
+from shipyard.wire.common import state_name
 from shipyard.wire.ingest import spec_to_pb
 
 _TARGET = click.option("--target", help="host:port of the ingest service (default: from config).")
@@ -38,7 +39,7 @@ def _spec_pb(path: str) -> tuple[str, ingest_pb2.IngestJobSpec]:
 
 
 def _state(job: ingest_pb2.IngestJob) -> str:
-    return common_pb2.JobState.Name(job.status.state).removeprefix("JOB_STATE_")
+    return state_name(job.status.state)
 
 
 @click.command("submit")

@@ -9,29 +9,21 @@ document root (``spec.steps[2].bands``) and says why.
 from __future__ import annotations
 
 import pathlib
-import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from shipyard.data.registry import step_class
 from shipyard.data.step import GlobalStep, PipelineStep
 from shipyard.data.steps.readers import InputSpec
 from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
+from shipyard.resources.meta import API_VERSION, Metadata, SpecModel
 
-API_VERSION = "shipyard.dev/v1alpha1"
 KIND = "IngestJob"
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
-
-
-class StepSpec(_Model):
+class StepSpec(SpecModel):
     """One step: ``type`` names a registered step; every other key is a parameter of that step."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -51,41 +43,25 @@ class StepSpec(_Model):
         return dict(self.model_extra or {})
 
 
-class OutputSpec(_Model):
+class OutputSpec(SpecModel):
     uri: str = Field(description="Dataset root: documents, token shards, tokenizer and manifest.json.")
     format: Literal["jsonl", "jsonl.gz", "parquet"] = Field("jsonl.gz", description="Document file format.")
 
 
-class ExecutionSpec(_Model):
+class ExecutionSpec(SpecModel):
     executor: Literal["local", "ray"] = Field("local", description="Local processes, or tasks on Ray.")
     workers: int | None = Field(None, ge=1, le=4096, description="Parallel workers (default: config).")
     ray_address: str | None = Field(None, description="Ray cluster address; default starts local Ray.")
 
 
-class IngestSpec(_Model):
+class IngestSpec(SpecModel):
     input: InputSpec
     output: OutputSpec
     steps: list[StepSpec] = Field(default_factory=list, description="Steps in order.")
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
 
-class Metadata(_Model):
-    name: str = Field(description="DNS-1123 label naming the job.")
-    labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, name: str) -> str:
-        if len(name) > 63 or not _NAME.match(name):
-            raise PydanticCustomError(
-                "dns_label",
-                "{name!r} must be a DNS-1123 label (lowercase a-z, 0-9, '-'; at most 63)",
-                {"name": name},
-            )
-        return name
-
-
-class IngestJob(_Model):
+class IngestJob(SpecModel):
     """A whole ``IngestJob`` document (apiVersion, kind, metadata, spec)."""
 
     api_version: Literal["shipyard.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")

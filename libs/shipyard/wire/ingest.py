@@ -8,25 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from shipyard.api.v1 import common_pb2, ingest_pb2
 from shipyard.data.jobs import IngestJobRecord
 from shipyard.lifecycle import JobState
+from shipyard.wire import common
 
-_STATE_TO_PB = {
-    JobState.PENDING: common_pb2.JOB_STATE_PENDING,
-    JobState.RUNNING: common_pb2.JOB_STATE_RUNNING,
-    JobState.SUCCEEDED: common_pb2.JOB_STATE_SUCCEEDED,
-    JobState.FAILED: common_pb2.JOB_STATE_FAILED,
-    JobState.CANCELLING: common_pb2.JOB_STATE_CANCELLING,
-    JobState.CANCELLED: common_pb2.JOB_STATE_CANCELLED,
-}
-_PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
-
-
-def state_from_pb(value: int) -> JobState | None:
-    return _PB_TO_STATE.get(value)
+COLLECTION = "ingestJobs"
 
 
 def _set_fields(msg: Any) -> dict[str, Any]:
@@ -82,44 +70,33 @@ def spec_to_pb(spec: dict[str, Any]) -> ingest_pb2.IngestJobSpec:
     return msg
 
 
-def _ts(dt: Any) -> Timestamp | None:
-    if dt is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
+def _progress(r: IngestJobRecord) -> common_pb2.Progress:
+    p = r.progress
+    return common.progress_pb(
+        completed=p.completed if p else 0,
+        total=p.total if p else 0,
+        unit="tasks",
+        stage=p.stage if p else "",
+        rate=p.documents_read / p.elapsed if p and p.elapsed > 0 else 0.0,
+        rate_unit="documents/s",
+        elapsed=p.elapsed if p else 0.0,
+        done=r.state is JobState.SUCCEEDED,
+    )
 
 
 def record_to_pb(r: IngestJobRecord) -> ingest_pb2.IngestJob:
     status = ingest_pb2.IngestJobStatus(
-        state=_STATE_TO_PB[r.state],
-        progress=common_pb2.Progress(
-            fraction=r.fraction,
-            completed=r.completed,
-            total=r.total,
-            unit="tasks",
-            stage=r.stage,
-            rate=r.rate,
-            rate_unit="documents/s",
-            eta_seconds=r.eta_seconds,
-        ),
-        conditions=[
-            common_pb2.Condition(
-                type=c.type,
-                status=c.status,
-                reason=c.reason,
-                message=c.message,
-                last_transition_time=_ts(c.last_transition_time),
-            )
-            for c in r.conditions
-        ],
-        documents_read=r.documents_read,
-        start_time=_ts(r.start_time),
-        completion_time=_ts(r.completion_time),
+        state=common.state_to_pb(r.state),
+        progress=_progress(r),
+        conditions=common.conditions_to_pb(r),
+        documents_read=r.progress.documents_read if r.progress else 0,
+        start_time=common.timestamp(r.start_time),
+        completion_time=common.timestamp(r.completion_time),
         message=r.message,
     )
     if r.result is not None:
         res = r.result
+        status.documents_read = res.documents_read
         status.manifest_uri = res.manifest_uri
         status.quarantined = res.quarantined
         status.quarantine_uri = res.quarantine_uri
@@ -133,35 +110,9 @@ def record_to_pb(r: IngestJobRecord) -> ingest_pb2.IngestJob:
                 dropped=dict(s.dropped),
                 extra=dict(s.extra),
             )
-    return ingest_pb2.IngestJob(
-        metadata=common_pb2.ObjectMeta(
-            name=r.name,
-            uid=r.uid,
-            labels=r.labels,
-            create_time=_ts(r.create_time),
-            update_time=_ts(r.update_time),
-        ),
-        spec=spec_to_pb(r.spec),
-        status=status,
-    )
+    return ingest_pb2.IngestJob(metadata=common.metadata_to_pb(r), spec=spec_to_pb(r.spec), status=status)
 
 
 def record_to_operation(r: IngestJobRecord) -> common_pb2.Operation:
     job = record_to_pb(r)
-    op = common_pb2.Operation(
-        name=f"operations/ingestJobs/{r.name}",
-        metadata=common_pb2.OperationMetadata(
-            target=f"ingestJobs/{r.name}",
-            state=job.status.state,
-            progress=job.status.progress,
-            create_time=job.metadata.create_time,
-            update_time=job.metadata.update_time,
-        ),
-        done=r.state.terminal,
-    )
-    if r.state is JobState.SUCCEEDED:
-        op.response.Pack(job)
-    elif r.state.terminal:
-        op.error.code = 1 if r.state is JobState.CANCELLED else 2  # google.rpc.Code CANCELLED / UNKNOWN
-        op.error.message = r.message
-    return op
+    return common.operation(r, COLLECTION, job, job.status.progress)

@@ -1,0 +1,212 @@
+"""The typed ``TrainingJob`` spec and status: one model for YAML, gRPC and (later) the CRD.
+
+Validation is in two parts, both before any compute: ``parse_training_job`` checks the document on its
+own (types, ranges, enums, cross-field rules such as batch divisibility); ``check_feasible`` checks it
+against the world (the preset exists, the dataset exists and fits, the GPUs exist). Every error names
+the field by its path from the document root and says why.
+"""
+
+from __future__ import annotations
+
+import enum
+import pathlib
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
+from shipyard.resources.meta import API_VERSION, Metadata, SpecModel
+
+KIND = "TrainingJob"
+
+
+class JobType(enum.StrEnum):
+    PRETRAIN = "pretrain"
+    FINETUNE = "finetune"
+
+
+class DataSpec(SpecModel):
+    dataset: str = Field(description="Dataset manifest URI (its root or manifest.json), or a registry name.")
+    seq_len: int | None = Field(
+        None, ge=2, description="Tokens per sequence; default and maximum: the dataset's."
+    )
+
+
+class HyperParameters(SpecModel):
+    steps: int | None = Field(None, ge=1, description="Optimizer steps to run (exactly one of steps/tokens).")
+    tokens: int | None = Field(
+        None, ge=1, description="Tokens to train on; steps = tokens / (batch x seqLen)."
+    )
+    global_batch_size: int = Field(32, ge=1, description="Sequences per optimizer step, over all workers.")
+    micro_batch_size: int = Field(8, ge=1, description="Sequences per worker per forward/backward pass.")
+    learning_rate: float = Field(3e-4, gt=0, le=1.0, description="Peak learning rate.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Final LR as a fraction of the peak.")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay.")
+    adam_beta1: float = Field(0.9, gt=0, lt=1)
+    adam_beta2: float = Field(0.95, gt=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0, description="Max gradient norm; null disables clipping.")
+    seed: int = Field(0, ge=0, description="Seed of weights init, data order and dropout.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="Compute precision; bf16/fp16 need GPUs (CPU bf16 is orders of magnitude slower)."
+    )
+
+    @model_validator(mode="after")
+    def _steps_or_tokens(self) -> HyperParameters:
+        if (self.steps is None) == (self.tokens is None):
+            raise ValueError("set exactly one of steps or tokens")
+        return self
+
+
+class Resources(SpecModel):
+    workers: int = Field(1, ge=1, le=4096, description="Ray Train workers (one process each).")
+    gpus_per_worker: int = Field(0, ge=0, le=16, description="GPUs per worker; 0 trains on CPU.")
+    cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per worker.")
+    node_pool: str | None = Field(None, description="Node pool to schedule on (cluster mode).")
+
+
+class Strategy(SpecModel):
+    type: Literal["ddp", "deepspeed", "fsdp"] = Field("ddp", description="Data-parallel strategy.")
+    zero_stage: int | None = Field(None, ge=1, le=3, description="DeepSpeed ZeRO stage (deepspeed only).")
+
+    @model_validator(mode="after")
+    def _zero_only_for_deepspeed(self) -> Strategy:
+        if self.zero_stage is not None and self.type != "deepspeed":
+            raise ValueError("zeroStage applies only to type: deepspeed")
+        if self.type == "deepspeed" and self.zero_stage is None:
+            self.zero_stage = 2
+        return self
+
+
+class CheckpointSpec(SpecModel):
+    uri: str | None = Field(
+        None, description="Where checkpoints go; default <storage root>/checkpoints/<job>."
+    )
+    every_steps: int = Field(100, ge=1, description="Checkpoint every N optimizer steps (and at the end).")
+    keep: int = Field(3, ge=1, description="Keep the newest K checkpoints.")
+
+
+class RunPolicy(SpecModel):
+    backoff_limit: int = Field(3, ge=0, description="Worker-group restarts after failures before giving up.")
+    active_deadline_seconds: int | None = Field(None, ge=1, description="Fail the job after this long.")
+    suspend: bool = Field(False, description="Create the job without running it (Kueue-compatible).")
+
+
+class OutputSpec(SpecModel):
+    uri: str | None = Field(None, description="Final model directory; default <storage root>/models/<job>.")
+    register_as: str | None = Field(None, description="Registry name; default the job name.")
+
+
+class TrainingJobSpec(SpecModel):
+    type: JobType = Field(JobType.PRETRAIN, description="pretrain, or finetune (see the finetune service).")
+    model: str = Field(description="A preset name (llama-tiny, llama-1b, llama-7b, ...) or a base model URI.")
+    model_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="LlamaConfig fields to override, e.g. {numHiddenLayers: 2}."
+    )
+    data: DataSpec
+    hyperparameters: HyperParameters
+    resources: Resources = Field(default_factory=Resources)
+    strategy: Strategy = Field(default_factory=Strategy)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    run_policy: RunPolicy = Field(default_factory=RunPolicy)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> TrainingJobSpec:
+        hp, res = self.hyperparameters, self.resources
+        per_step = hp.micro_batch_size * res.workers
+        if hp.global_batch_size % per_step:
+            raise _field_error(
+                "hyperparameters.globalBatchSize",
+                f"{hp.global_batch_size} is not a multiple of microBatchSize x workers = {per_step}",
+            )
+        if hp.precision != "fp32" and res.gpus_per_worker == 0:
+            raise _field_error(
+                "hyperparameters.precision", f"{hp.precision} needs gpusPerWorker >= 1; use fp32 on CPU"
+            )
+        if self.strategy.type == "deepspeed" and self.strategy.zero_stage == 3 and res.gpus_per_worker == 0:
+            raise _field_error("strategy.zeroStage", "ZeRO-3 needs GPUs; use zeroStage 1 or 2 on CPU")
+        return self
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        hp = self.hyperparameters
+        return hp.global_batch_size // (hp.micro_batch_size * self.resources.workers)
+
+
+class TrainingJob(SpecModel):
+    api_version: Literal["shipyard.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["TrainingJob"] = KIND
+    metadata: Metadata
+    spec: TrainingJobSpec
+
+
+class _CrossFieldError(ValueError):
+    """Raised inside validators to report a specific nested field instead of the model root."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _field_error(field: str, message: str) -> _CrossFieldError:
+    return _CrossFieldError(field, message)
+
+
+def parse_training_job(data: Any) -> TrainingJob:
+    """Validate a whole ``TrainingJob`` document (no I/O)."""
+    if not isinstance(data, dict):
+        raise InvalidArgument.field(
+            "<root>", "a TrainingJob must be a mapping with apiVersion, kind, metadata, spec"
+        )
+    try:
+        return TrainingJob.model_validate(data)
+    except ValidationError as exc:
+        raise _to_invalid(exc, prefix="") from None
+
+
+def parse_training_spec(data: Any) -> TrainingJobSpec:
+    """Validate the ``spec`` part alone (what gRPC carries)."""
+    try:
+        return TrainingJobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _to_invalid(exc, prefix="spec") from None
+
+
+def load_training_job_file(path: str | pathlib.Path) -> TrainingJob:
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise InvalidArgument.field("file", f"{p} does not exist or is not a file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InvalidArgument.field("file", f"{p} is not valid YAML/JSON: {exc}") from None
+    return parse_training_job(data)
+
+
+def _to_invalid(exc: ValidationError, *, prefix: str) -> InvalidArgument:
+    """Like ``from_pydantic``, but cross-field errors point at the field they are about."""
+    violations: list[FieldViolation] = []
+    rest = []
+    for err in exc.errors():
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _CrossFieldError):
+            loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+            path = ".".join([*([prefix] if prefix else []), *loc, cause.field])
+            violations.append(FieldViolation(path, str(cause)))
+        else:
+            rest.append(err)
+    if rest:
+        violations.extend(from_pydantic(_Errors(rest), prefix=prefix).violations)
+    return InvalidArgument("invalid training job", violations=violations)
+
+
+class _Errors:
+    """Adapter so ``from_pydantic`` can format a filtered list of pydantic error dicts."""
+
+    def __init__(self, errors: list[Any]) -> None:
+        self._errors = errors
+
+    def errors(self) -> list[Any]:
+        return self._errors
