@@ -1,9 +1,9 @@
 """Trained models as named, versioned things: the registry that maps names to URIs and keeps lineage.
 
-    from shipyard.models import ModelRegistry
-    registry = ModelRegistry(storage, config.storage.root)
-    registry.register("llama-tiny-pretrain", "s3://b/models/job-1", kind="model", lineage=Lineage(...))
-    registry.resolve("model:llama-tiny-pretrain@1")   # -> "s3://b/models/job-1"
+from shipyard.models import ModelRegistry
+registry = ModelRegistry(storage, config.storage.root)
+registry.register("llama-tiny-pretrain", "s3://b/models/job-1", kind="model", lineage=Lineage(...))
+registry.resolve("model:llama-tiny-pretrain@1")   # -> "s3://b/models/job-1"
 """
 
 from __future__ import annotations

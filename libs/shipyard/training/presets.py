@@ -154,7 +154,7 @@ def build_config(
         "rms_norm_eps": 1e-5,
         "initializer_range": 0.02,
     }
-    source = {key: field.rsplit(".", 1)[0] + ".model" for key in values}  # who set each value
+    overridden: dict[str, str] = {}  # LlamaConfig key -> the spec field that set it
     for key, value in (overrides or {}).items():
         name = to_snake(str(key))
         if name in _TOKENIZER_KEYS:
@@ -164,8 +164,8 @@ def build_config(
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise InvalidArgument.field(f"{field}.{key}", f"not a LlamaConfig field{hint}")
         values[name] = value
-        source[name] = f"{field}.{key}"
-    _check_shape(values, source)
+        overridden[name] = f"{field}.{key}"
+    _check_shape(values, overridden, preset.name)
     rope_theta = values.pop("rope_theta")
     values.setdefault("rope_parameters", {"rope_type": "default", "rope_theta": float(rope_theta)})
     return LlamaConfig(
@@ -178,24 +178,33 @@ def build_config(
     )
 
 
-def _check_shape(values: dict[str, Any], source: dict[str, str]) -> None:
-    """Reject shapes LlamaForCausalLM cannot build, blaming the override (or preset) that set them."""
+def _check_shape(values: dict[str, Any], overridden: dict[str, str], preset: str) -> None:
+    """Reject shapes LlamaForCausalLM cannot build, naming the override that caused it."""
+
+    def fail(keys: tuple[str, ...], reason: str) -> InvalidArgument:
+        # Presets are consistent on their own, so a bad shape always comes from some override.
+        blame = next((overridden[k] for k in keys if k in overridden), "spec.modelOverrides")
+        return InvalidArgument.field(blame, f"{reason} (preset {preset})")
+
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
                 "intermediate_size", "max_position_embeddings"):  # fmt: skip
         value = values[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidArgument.field(source[key], f"{key} must be a positive integer, got {value!r}")
+            raise fail((key,), f"{key} must be a positive integer, got {value!r}")
     hidden, heads, kv = values["hidden_size"], values["num_attention_heads"], values["num_key_value_heads"]
     if values.get("head_dim") is None and hidden % heads:
-        blame = source["num_attention_heads"] if "Overrides" in source["num_attention_heads"] else source["hidden_size"]
-        raise InvalidArgument.field(blame, f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
+        raise fail(
+            ("num_attention_heads", "hidden_size"),
+            f"hidden_size {hidden} is not divisible by num_attention_heads {heads}",
+        )
     if heads % kv:
-        raise InvalidArgument.field(
-            source["num_key_value_heads"], f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}"
+        raise fail(
+            ("num_key_value_heads", "num_attention_heads"),
+            f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}",
         )
     theta = values["rope_theta"]
     if not isinstance(theta, int | float) or isinstance(theta, bool) or theta <= 0:
-        raise InvalidArgument.field(source["rope_theta"], f"rope_theta must be a positive number, got {theta!r}")
+        raise fail(("rope_theta",), f"rope_theta must be a positive number, got {theta!r}")
 
 
 def parameter_count(config: LlamaConfig) -> int:

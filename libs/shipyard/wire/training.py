@@ -1,0 +1,89 @@
+"""Wire <-> domain conversion for the training service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+
+from shipyard.api.v1 import common_pb2, training_pb2
+from shipyard.lifecycle import JobState
+from shipyard.training.jobs import TrainingJobRecord
+from shipyard.wire import common
+
+COLLECTION = "trainingJobs"
+
+
+def spec_from_pb(spec: training_pb2.TrainingJobSpec) -> dict[str, Any]:
+    """Only the fields the caller set (unset optional fields take the spec's documented defaults)."""
+    data = json_format.MessageToDict(spec, preserving_proto_field_name=True)
+    if "model_overrides" in data:
+        data["model_overrides"] = _integral(data["model_overrides"])
+    return data
+
+
+def _integral(value: Any) -> Any:
+    # google.protobuf.Struct stores every number as a double; give integers back their type.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def spec_to_pb(spec: dict[str, Any]) -> training_pb2.TrainingJobSpec:
+    return json_format.ParseDict(spec, training_pb2.TrainingJobSpec())
+
+
+def record_to_pb(r: TrainingJobRecord) -> training_pb2.TrainingJob:
+    p = r.progress
+    res = r.result
+    status = training_pb2.TrainingJobStatus(
+        state=common.state_to_pb(r.state),
+        progress=common.progress_pb(
+            completed=p.step if p else 0,
+            total=p.total_steps if p else 0,
+            unit="steps",
+            stage=f"step {p.step}/{p.total_steps}" if p else "",
+            rate=p.metrics.get("tokens_per_s", 0.0) if p else 0.0,
+            rate_unit="tokens/s",
+            elapsed=p.elapsed if p else 0.0,
+            done=r.state is JobState.SUCCEEDED,
+        ),
+        conditions=common.conditions_to_pb(r),
+        start_time=common.timestamp(r.start_time),
+        completion_time=common.timestamp(r.completion_time),
+        message=r.message,
+    )
+    if p is not None:
+        status.step, status.total_steps, status.tokens_seen = p.step, p.total_steps, p.tokens_seen
+        status.last_checkpoint = p.last_checkpoint or ""
+        status.restarts = p.restarts
+        status.metrics.CopyFrom(_metrics(p.metrics))
+    if res is not None:
+        status.step, status.tokens_seen = res.steps, res.tokens_seen
+        status.output_model = res.output_model_uri
+        status.registered_model = res.registered or ""
+        status.metrics_uri = res.metrics_uri
+        status.last_checkpoint = res.last_checkpoint or ""
+        status.restarts = res.restarts
+        status.metrics.CopyFrom(_metrics(res.final_metrics))
+    return training_pb2.TrainingJob(metadata=common.metadata_to_pb(r), spec=spec_to_pb(r.spec), status=status)
+
+
+def _metrics(m: dict[str, float]) -> training_pb2.TrainingMetrics:
+    return training_pb2.TrainingMetrics(
+        loss=m.get("loss", 0.0),
+        learning_rate=m.get("lr", 0.0),
+        tokens_per_second=m.get("tokens_per_s", 0.0),
+        step_time_seconds=m.get("step_time_s", 0.0),
+        mfu=m.get("mfu", 0.0) or 0.0,
+        grad_norm=m.get("grad_norm", 0.0),
+    )
+
+
+def record_to_operation(r: TrainingJobRecord) -> common_pb2.Operation:
+    job = record_to_pb(r)
+    return common.operation(r, COLLECTION, job, job.status.progress)
