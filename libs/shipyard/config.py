@@ -194,6 +194,15 @@ class IngestConfig(_Section):
     shard_bytes: int = Field(default=64 * MIB, gt=0, description="Target size of one output shard.")
 
 
+class TrainingConfig(_Section):
+    """Where training jobs run."""
+
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to submit to; None starts a local Ray per job (embedded)."
+    )
+    max_concurrent_jobs: int = Field(default=1, ge=1, description="Training jobs running at once.")
+
+
 class ShipyardConfig(_Section):
     """The whole configuration; each component takes the section it needs."""
 
@@ -201,6 +210,7 @@ class ShipyardConfig(_Section):
     grpc: GrpcConfig = Field(default_factory=GrpcConfig, description="gRPC services.")
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="Logs and metrics.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Data ingest.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training.")
 
 
 def load_config(

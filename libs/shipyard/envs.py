@@ -61,6 +61,9 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("SHIPYARD_AGENTS_PORT", "int", "Agents service gRPC port.", "grpc.ports.agents"),
     EnvVar("SHIPYARD_INGEST_WORKERS", "int", "Parallel ingest workers.", "ingest.workers"),
     EnvVar("SHIPYARD_EXECUTOR", "str", "Ingest executor: local or ray.", "ingest.executor"),
+    EnvVar(
+        "SHIPYARD_RAY_ADDRESS", "str", "Ray cluster for training; unset = local Ray.", "training.ray_address"
+    ),
 )
 
 _BY_NAME = {var.name: var for var in VARIABLES}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-
 from shipyard.api.v1 import common_pb2, training_pb2, training_pb2_grpc
 from shipyard.jobs.manager import JobManager
 from shipyard.training.trainer import TrainingProgress, TrainingResult
@@ -36,7 +35,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     def ListTrainingJobs(
         self, request: training_pb2.ListTrainingJobsRequest, context: grpc.ServicerContext
     ) -> training_pb2.ListTrainingJobsResponse:
-        records, token = self._jobs.list(request.page_size, request.page_token, common.state_from_pb(request.state))
+        records, token = self._jobs.list(
+            request.page_size, request.page_token, common.state_from_pb(request.state)
+        )
         return training_pb2.ListTrainingJobsResponse(
             jobs=[convert.record_to_pb(r) for r in records], next_page_token=token
         )

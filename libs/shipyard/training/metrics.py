@@ -87,7 +87,9 @@ class TrainingMeters:
     def __init__(self, job: str) -> None:
         meter = otel.get_meter("shipyard.training")
         self._attrs = {"job": job}
-        self._loss = meter.create_gauge("shipyard.training.loss", description="Training loss of the last step")
+        self._loss = meter.create_gauge(
+            "shipyard.training.loss", description="Training loss of the last step"
+        )
         self._lr = meter.create_gauge("shipyard.training.learning_rate", description="Learning rate")
         self._rate = meter.create_gauge("shipyard.training.tokens_per_second", unit="{token}/s")
         self._mfu = meter.create_gauge("shipyard.training.mfu", description="Model FLOPs utilisation")

@@ -80,7 +80,9 @@ def resolve_model_config(
             raise NotFound(f"no files under {uri}")
         config = AutoConfig.from_pretrained(str(local_dir))
     except (NotFound, OSError, ValueError) as exc:
-        raise TrainingFailed("InvalidModel", f"spec.model: cannot load an HF model from {uri}: {exc}") from exc
+        raise TrainingFailed(
+            "InvalidModel", f"spec.model: cannot load an HF model from {uri}: {exc}"
+        ) from exc
     if getattr(config, "vocab_size", 0) < vocab:
         raise TrainingFailed(
             "InvalidModel",

@@ -8,8 +8,9 @@ floor rather than at zero, so step 0 already moves the weights.
 from __future__ import annotations
 
 import torch
-from shipyard.training.spec import HyperParameters
 from transformers.optimization import get_wsd_schedule
+
+from shipyard.training.spec import HyperParameters
 
 __all__ = ["make_scheduler"]
 

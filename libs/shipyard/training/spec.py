@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
+
 from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
 from shipyard.resources.meta import API_VERSION, Metadata, SpecModel
 
