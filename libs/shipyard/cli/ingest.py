@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import click
 
 from shipyard.cli import display
+from shipyard.cli.embedded import run_to_completion
 from shipyard.cli.main import CliContext
-from shipyard.data.executor.runner import IngestResult, run_ingest
+from shipyard.data.executor.runner import IngestResult
+from shipyard.data.jobs import IngestJobRecord, ingest_job_manager
 from shipyard.data.spec import load_job_file
-from shipyard.errors import Cancelled
 
 
 @click.group()
@@ -35,40 +35,23 @@ def run_cmd(obj: CliContext, path: str, workers: int | None) -> None:
     Ctrl-C cancels and removes partial output.
     """
     job = load_job_file(path)
-    cancel = threading.Event()
-    outcome: dict[str, Any] = {}
-
+    manager = ingest_job_manager(
+        obj.config.storage.root,
+        obj.config.storage,
+        workers=workers or obj.config.ingest.workers,
+        recover=False,
+    )
     with display.JobProgress(f"ingest {job.metadata.name}") as bar:
 
-        def target() -> None:
-            try:
-                outcome["result"] = run_ingest(
-                    job,
-                    storage_config=obj.config.storage,
-                    workers=workers or obj.config.ingest.workers,
-                    on_progress=lambda p: bar.update(
-                        p.stage, p.completed, p.total, p.documents_read, p.elapsed
-                    ),
-                    cancel=cancel,
-                )
-            except BaseException as exc:  # re-raised in the main thread below
-                outcome["error"] = exc
+        def update(record: IngestJobRecord) -> None:
+            p = record.progress
+            if p is not None:
+                bar.update(p.stage, p.completed, p.total, p.documents_read, p.elapsed)
 
-        thread = threading.Thread(target=target, name="ingest-run")
-        thread.start()
-        try:
-            while thread.is_alive():
-                thread.join(0.5)
-        except KeyboardInterrupt:
-            display.console.print("[yellow]cancelling…[/] (partial output is removed)")
-            cancel.set()
-            thread.join()
-    if "error" in outcome:
-        if isinstance(outcome["error"], Cancelled):
-            display.console.print("[yellow]cancelled[/]")
-            raise SystemExit(130)
-        raise outcome["error"]
-    print_result(outcome["result"])
+        result = run_to_completion(
+            manager, job.metadata.name, job.spec.model_dump(mode="json"), job.metadata.labels, update
+        )
+    print_result(result)
 
 
 def print_result(result: IngestResult) -> None:

@@ -126,6 +126,7 @@ def ingest_job_manager(
     workers: int = 1,
     max_concurrent_jobs: int = 2,
     meter: Meter | None = None,
+    recover: bool = True,
 ) -> JobManager[IngestResult, ProgressUpdate]:
     """The ingest service's job manager: records under ``<storage_root>/jobs/ingest/``."""
     storage = RoutingStorage(storage_config)
@@ -135,4 +136,5 @@ def ingest_job_manager(
         storage_root,
         max_concurrent_jobs=max_concurrent_jobs,
         metrics=JobMetrics(meter),
+        recover=recover,
     )

@@ -43,7 +43,10 @@ class JobManager(Generic[R, P]):
         max_concurrent_jobs: int = 2,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: JobMetrics | None = None,
+        recover: bool = True,
     ) -> None:
+        """``recover``: resume the unfinished jobs found in the store (a service does; a one-shot CLI run
+        does not, and may then replace a stale record of a run that died with its process)."""
         self._runner = runner
         self._store = JobStore(storage, root_uri, runner)
         self._clock = clock
@@ -54,7 +57,8 @@ class JobManager(Generic[R, P]):
         self._pool = cf.ThreadPoolExecutor(max_concurrent_jobs, thread_name_prefix=f"{runner.kind}-job")
         self._closed = False
         self._collection = f"{runner.kind}Jobs"
-        self._recover()
+        self._submitted: set[str] = set()  # jobs this manager started (others are stale or finished)
+        self._recover(resume=recover)
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -65,8 +69,13 @@ class JobManager(Generic[R, P]):
         labels: dict[str, str] | None = None,
         *,
         validate_only: bool = False,
+        replace_finished: bool = False,
     ) -> JobRecord[R, P]:
-        """Validate completely, then record the job and start it (or leave it suspended)."""
+        """Validate completely, then record the job and start it (or leave it suspended).
+
+        ``replace_finished`` lets a finished job's name be reused (the CLI reruns a manifest this way);
+        an unfinished job with the name is always ``AlreadyExists``.
+        """
         name = name or f"{self._runner.kind}-{uuid.uuid4().hex[:8]}"
         try:
             Metadata(name=name, labels=labels or {})
@@ -87,15 +96,18 @@ class JobManager(Generic[R, P]):
         if validate_only:
             return record
         with self._lock:
-            if name in self._jobs:
-                raise AlreadyExists(f"{self._runner.kind} job {name!r} already exists")
+            existing = self._jobs.get(name)
+            replaceable = existing is not None and (existing.state.terminal or name not in self._submitted)
+            if existing is not None and not (replace_finished and replaceable):
+                state = existing.state.value
+                raise AlreadyExists(f"{self._runner.kind} job {name!r} already exists ({state})")
             self._jobs[name] = record
             self._cancels[name] = threading.Event()
             self._changed(record, persist=True)
             if self._runner.suspended(normalized):
                 self._set_state(record, JobState.SUSPENDED, reason="SuspendRequested")
                 return dataclasses.replace(record)
-        self._pool.submit(self._run, name)
+        self._submit(name)
         return self.get(name)
 
     def cancel(self, name: str) -> JobRecord[R, P]:
@@ -115,7 +127,7 @@ class JobManager(Generic[R, P]):
             record = self._live(name)
             check_transition(record.state, JobState.PENDING, what=f"{self._runner.kind} job {name!r}")
             self._set_state(record, JobState.PENDING, reason="Resumed")
-        self._pool.submit(self._run, name)
+        self._submit(name)
         return self.get(name)
 
     # -- queries --------------------------------------------------------------------------------
@@ -239,14 +251,18 @@ class JobManager(Generic[R, P]):
             raise NotFound(f"{self._runner.kind} job {key!r} not found")
         return self._jobs[key]
 
-    def _recover(self) -> None:
+    def _submit(self, name: str) -> None:
+        self._submitted.add(name)
+        self._pool.submit(self._run, name)
+
+    def _recover(self, *, resume: bool) -> None:
         for record in self._store.load():
             self._jobs[record.name] = record
             self._cancels[record.name] = threading.Event()
-            if record.state in (JobState.RUNNING, JobState.CANCELLING):
+            if resume and record.state in (JobState.RUNNING, JobState.CANCELLING):
                 record.state = JobState.PENDING  # resumes from its own checkpoints/markers
-            if record.state is JobState.PENDING:
-                self._pool.submit(self._run, record.name)
+            if resume and record.state is JobState.PENDING:
+                self._submit(record.name)
 
 
 def _reason(exc: ShipyardError) -> str:

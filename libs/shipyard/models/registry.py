@@ -96,8 +96,11 @@ class ModelRegistry:
         pinned_base = self._pin(base_model, field="base_model") if base_model is not None else None
         try:
             lineage = lineage if isinstance(lineage, Lineage) else Lineage.model_validate(lineage or {})
-            record_fields = {"name": name, "uri": uri, "kind": kind, "base_model": pinned_base}
-            draft = ModelRecord(version=1, lineage=lineage, tags=tags or {}, **record_fields)
+        except ValidationError as exc:
+            raise from_pydantic(exc, prefix="lineage") from None
+        try:
+            fields = {"name": name, "uri": uri, "kind": kind, "base_model": pinned_base, "tags": tags or {}}
+            draft = ModelRecord.model_validate({**fields, "version": 1, "lineage": lineage})
         except ValidationError as exc:
             raise from_pydantic(exc) from None
         for _ in range(_MAX_REGISTER_ATTEMPTS):

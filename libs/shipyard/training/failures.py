@@ -14,9 +14,9 @@ from shipyard.errors import Internal
 __all__ = ["INFRA_REASONS", "USER_REASONS", "TrainingFailed", "failure_from_report"]
 
 # The spec is at fault: retrying the same job gives the same failure.
-USER_REASONS = frozenset({"NaNLoss", "InvalidModel", "InvalidData", "OutOfMemory"})
+USER_REASONS = frozenset({"NaNLoss", "InvalidModel", "InvalidData", "InvalidSpec", "OutOfMemory"})
 # The platform is at fault: the same job may succeed on a retry.
-INFRA_REASONS = frozenset({"WorkerCrashed", "BackoffLimitExceeded", "StorageError"})
+INFRA_REASONS = frozenset({"WorkerCrashed", "BackoffLimitExceeded", "InvalidCheckpoint", "StorageError"})
 
 
 class TrainingFailed(Internal):

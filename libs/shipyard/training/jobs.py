@@ -88,6 +88,7 @@ def training_job_manager(
     ray_address: str | None = None,
     max_concurrent_jobs: int = 1,
     meter: Meter | None = None,
+    recover: bool = True,
 ) -> JobManager[TrainingResult, TrainingProgress]:
     """The training service's job manager: records under ``<storage_root>/jobs/training/``.
 
@@ -100,4 +101,5 @@ def training_job_manager(
         storage_root,
         max_concurrent_jobs=max_concurrent_jobs,
         metrics=JobMetrics(meter),
+        recover=recover,
     )

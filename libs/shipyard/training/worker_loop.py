@@ -1,0 +1,220 @@
+"""The per-worker training function Ray Train runs on every rank (``train_worker``).
+
+Each (re)start of the worker group runs it from the top: it finds the newest complete checkpoint in
+Shipyard storage (rank 0 decides, every rank follows), rebuilds model, optimizer, scheduler, RNG and
+data position from it, and trains to ``total_steps``. At every step boundary rank 0 reads the stop flag
+from the progress channel and broadcasts it, so all ranks stop together; a stop first writes a
+checkpoint. A NaN loss (the same on every rank after the all-reduce) is recorded as a fatal failure
+and ends the workers normally, so Ray does not retry a run that cannot succeed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from transformers import AutoModelForCausalLM, LlamaConfig
+
+from shipyard.config import StorageConfig
+from shipyard.data.manifest import read_manifest
+from shipyard.storage import uri as uris
+from shipyard.storage.routing import RoutingStorage
+from shipyard.training.checkpoint import CheckpointStore, download_dir
+from shipyard.training.data_loader import DataPosition, ResumableLoader
+from shipyard.training.metrics import METRICS_FILE, MetricsLog, StepMetrics, mfu
+from shipyard.training.model_init import ModelSource, init_model
+from shipyard.training.spec import TrainingJobSpec
+from shipyard.training.strategies import Engine, make_engine
+
+__all__ = ["WorkerPlan", "train_worker"]
+
+_STOP_CODES = {None: 0, "cancel": 1, "deadline": 2}
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """Everything the driver resolved for the workers (plain data: it crosses process boundaries)."""
+
+    spec: dict[str, Any]
+    dataset_uri: str
+    checkpoint_uri: str
+    seq_len: int
+    total_steps: int
+    model_config: dict[str, Any]
+    model_weights_uri: str | None
+    flops_per_token: float
+    peak_flops: float | None
+    storage_config: dict[str, Any] | None
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """Ray Train's ``train_loop_per_worker``: ``config`` holds ``plan`` (a dict) and ``channel``."""
+    plan = WorkerPlan(**config["plan"])
+    channel = config["channel"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if ray.get(channel.worker_started.remote(rank, os.getpid())) is not None:
+        return  # a fatal failure was recorded before this restart: do not repeat it
+    with tempfile.TemporaryDirectory(prefix=f"shipyard-train-{rank}-") as tmp:
+        _Worker(plan, channel, rank, world, pathlib.Path(tmp)).run()
+
+
+class _Worker:
+    def __init__(self, plan: WorkerPlan, channel: Any, rank: int, world: int, tmp: pathlib.Path) -> None:
+        self.plan, self.channel, self.rank, self.world, self.tmp = plan, channel, rank, world, tmp
+        self.spec = TrainingJobSpec.model_validate(plan.spec)
+        sc = StorageConfig.model_validate(plan.storage_config) if plan.storage_config else None
+        self.storage = RoutingStorage(sc)
+        self.store = CheckpointStore(self.storage, plan.checkpoint_uri, keep=self.spec.checkpoint.keep)
+        self.device = ray.train.torch.get_device()
+        self.log = MetricsLog(self.storage, uris.join(plan.checkpoint_uri, METRICS_FILE), tmp / METRICS_FILE)
+
+    def run(self) -> None:
+        hp = self.spec.hyperparameters
+        start = self._broadcast_int((self.store.latest() or 0) if self.rank == 0 else 0)
+        state = self.store.read_state(start) if start else {}
+        engine = self._engine(start)
+        position = DataPosition.from_dict(state["data_position"]) if start else DataPosition()
+        if start:
+            self._load_rng(start)
+        else:
+            _seed_everything(hp.seed + self.rank)
+        manifest = read_manifest(self.storage, self.plan.dataset_uri)
+        loader = ResumableLoader(
+            self.storage, manifest, rank=self.rank, world_size=self.world, micro_batch_size=hp.micro_batch_size,
+            grad_accum=self.spec.gradient_accumulation_steps, seq_len=self.plan.seq_len, seed=hp.seed,
+            position=position,
+        )  # fmt: skip
+        if self.rank == 0:
+            self.log.resume(start)
+        step, tokens_seen = start, int(state.get("tokens_seen", 0))
+        elapsed0 = float(state.get("elapsed", 0.0))
+        began = time.monotonic()
+        tokens_per_step = loader.global_batch * self.plan.seq_len
+        while step < self.plan.total_steps:
+            t0 = time.monotonic()
+            micro = loader.next_step()
+            losses = [engine.micro_step(mb, last=i == len(micro) - 1) for i, mb in enumerate(micro)]
+            grad_norm = engine.optimizer_step()
+            loss = self._mean(sum(losses) / len(losses))
+            step, tokens_seen = step + 1, tokens_seen + tokens_per_step
+            dt = time.monotonic() - t0
+            metrics = StepMetrics(
+                step=step, loss=loss, lr=engine.lr(), grad_norm=grad_norm, tokens_per_s=tokens_per_step / dt,
+                step_time_s=dt, tokens_seen=tokens_seen, elapsed=elapsed0 + time.monotonic() - began,
+                mfu=mfu(self.plan.flops_per_token, tokens_per_step / dt, self.plan.peak_flops, self.world),
+            )  # fmt: skip
+            if not math.isfinite(loss):
+                if self.rank == 0:
+                    message = f"loss is {loss} at step {step}; lower learningRate or enable gradClip"
+                    ray.get(self.channel.fail.remote("NaNLoss", message))
+                return
+            if self.rank == 0:
+                self.log.append(metrics)
+                self.channel.push.remote(metrics.to_dict())
+            stop = self._stop_requested()
+            if step % self.spec.checkpoint.every_steps == 0 or step == self.plan.total_steps or stop:
+                self._checkpoint(engine, step, tokens_seen, loader.position, metrics)
+            if stop:
+                return
+
+    def _engine(self, start: int) -> Engine:
+        source = ModelSource(LlamaConfig.from_dict(self.plan.model_config), None)
+        if start:
+            model_dir = self.tmp / "resume-model"
+            self.store.download(start, "model", model_dir)
+            model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        elif self.plan.model_weights_uri is not None:
+            download_dir(self.storage, self.plan.model_weights_uri, self.tmp / "base-model")
+            model = init_model(ModelSource(source.config, self.tmp / "base-model"), seed=0)
+        else:
+            model = init_model(source, seed=self.spec.hyperparameters.seed)
+        engine = make_engine(model, self.spec, self.plan.total_steps, self.device)
+        if start:
+            trainer_dir = self.tmp / "resume-trainer"
+            self.store.download(start, "trainer", trainer_dir)
+            engine.load(trainer_dir)
+        return engine
+
+    def _checkpoint(
+        self, engine: Engine, step: int, tokens_seen: int, position: DataPosition, metrics: StepMetrics
+    ) -> None:
+        if self.rank == 0:
+            self.store.begin(step)
+        dist.barrier()
+        local = self.tmp / f"ckpt-{step}"
+        engine.save_model(local / "model", self.rank)
+        engine.save(local / "trainer", self.rank)
+        (local / "rng").mkdir(parents=True, exist_ok=True)
+        torch.save(_rng_state(), local / "rng" / f"rank-{self.rank:05d}.pt")
+        self.store.upload(step, local, "")
+        dist.barrier()
+        if self.rank == 0:
+            self.log.upload()
+            state = {
+                "step": step, "tokens_seen": tokens_seen, "data_position": position.to_dict(),
+                "world_size": self.world, "strategy": self.spec.strategy.type, "elapsed": metrics.elapsed,
+                "metrics": metrics.scalars(),
+            }  # fmt: skip
+            uri = self.store.commit(step, state)
+            self.store.prune()
+            ray.get(self.channel.checkpointed.remote(uri))
+        dist.barrier()  # nobody races ahead into a checkpoint that prune() might still be deleting
+
+    def _load_rng(self, step: int) -> None:
+        rng_dir = self.tmp / "resume-rng"
+        self.store.download(step, "rng", rng_dir)
+        path = rng_dir / f"rank-{self.rank:05d}.pt"
+        if path.exists():  # absent when the world size grew: fresh ranks keep their seeds
+            _set_rng_state(torch.load(path, weights_only=False))  # our own file: numpy/python states
+
+    def _stop_requested(self) -> str | None:
+        code = _STOP_CODES[ray.get(self.channel.stop_reason.remote())] if self.rank == 0 else 0
+        code = self._broadcast_int(code)
+        return {v: k for k, v in _STOP_CODES.items()}[code]
+
+    def _broadcast_int(self, value: int) -> int:
+        t = torch.tensor([value], dtype=torch.int64, device=self._comm_device())
+        dist.broadcast(t, src=0)
+        return int(t.item())
+
+    def _mean(self, value: float) -> float:
+        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def _comm_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
