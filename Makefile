@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= data,ray,k8s,dev
+EXTRAS ?= data,ray,ml,k8s,dev
+TORCH_VERSION ?= 2.13.0
 # Re-install when the dependency declarations change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 # Tests run in a loopback-only network namespace when the kernel lets us make one: Ray and
@@ -17,6 +18,12 @@ ISOLATE := $(shell unshare -n true 2>/dev/null && echo "unshare -n")
 $(STAMP):
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	# torch first and by itself: plain pip takes the CPU build these machines carry; GPU images
+	# install the CUDA build of the same version here instead (TORCH_INDEX_URL).
+	$(BIN)/pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	# deepspeed is an sdist whose build imports torch: build it against the torch above.
+	$(BIN)/pip install -q -c constraints.txt setuptools wheel
+	$(BIN)/pip install -q --no-build-isolation -c constraints.txt deepspeed
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
@@ -41,8 +48,10 @@ protos: $(STAMP)
 # Refresh constraints.txt from a fresh resolution of every extra (torch pinned to the CPU build).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
-	.lock-venv/bin/pip install -q torch==2.13.0 && .lock-venv/bin/pip install -q -e '.[data,ray,ml,k8s,dev]'
-	{ head -3 constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
+	.lock-venv/bin/pip install -q torch==$(TORCH_VERSION) setuptools wheel
+	.lock-venv/bin/pip install -q --no-build-isolation deepspeed
+	.lock-venv/bin/pip install -q -e '.[data,ray,ml,k8s,dev]'
+	{ head -3 constraints.txt; .lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" | sed "s/+cpu$$//"; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .lock-venv
 
 clean:

@@ -25,14 +25,17 @@ out = Console()
 
 
 class JobProgress:
-    """A progress bar fed by ``update(stage, completed, total, documents)``; use as a context manager."""
+    """A progress bar with rate and ETA, fed by ``update(...)``; use as a context manager.
 
-    def __init__(self, title: str) -> None:
+    ``unit`` names what is counted for the rate (documents for ingest, tokens for training).
+    """
+
+    def __init__(self, title: str, unit: str = "docs") -> None:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[docs]:>9,} docs  {task.fields[rate]:>8,.0f} docs/s"),
+            TextColumn(f"{{task.fields[docs]:>11,}} {unit}  {{task.fields[rate]:>9,.0f}} {unit}/s"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -50,6 +53,7 @@ class JobProgress:
         self._progress.stop()
 
     def update(self, stage: str, completed: int, total: int, documents: int, elapsed: float) -> None:
+        """``documents``: the running count of ``unit`` (its rate is count / elapsed)."""
         rate = documents / elapsed if elapsed > 0 else 0.0
         self._progress.update(
             self._task,

@@ -64,11 +64,15 @@ def config_cmd(obj: CliContext) -> None:
 def _register() -> None:
     from shipyard.cli.ingest import ingest
     from shipyard.cli.ingest_remote import COMMANDS as INGEST_REMOTE
+    from shipyard.cli.jobs import jobs
+    from shipyard.cli.train import train
     from shipyard.cli.up import up
 
     for command in INGEST_REMOTE:
         ingest.add_command(command)
     cli.add_command(ingest)
+    cli.add_command(train)
+    cli.add_command(jobs)
     cli.add_command(up)
 
 

@@ -41,11 +41,11 @@ class _Record(BaseModel):
 class Lineage(_Record):
     """Where a model came from: enough to say which data, job and settings produced it."""
 
-    dataset_uri: str | None = Field(None, description="The training dataset (its root).")
-    job_name: str | None = Field(None, description="The TrainingJob/FinetuneJob that produced it.")
+    dataset_uri: str | None = Field(default=None, description="The training dataset (its root).")
+    job_name: str | None = Field(default=None, description="The TrainingJob/FinetuneJob that produced it.")
     spec: dict[str, Any] = Field(default_factory=dict, description="The job spec as submitted.")
-    metrics: dict[str, float] = Field(default_factory=dict, description="Final metrics (loss, tokens, ...).")
-    parent_model: str | None = Field(None, description="The model it was trained from (pinned ref or URI).")
+    metrics: dict[str, int | float] = Field(default_factory=dict, description="Final metrics (loss, ...).")
+    parent_model: str | None = Field(default=None, description="The model it started from (ref or URI).")
 
 
 class ModelRecord(_Record):
@@ -55,9 +55,9 @@ class ModelRecord(_Record):
     version: int = Field(ge=1)
     uri: str = Field(description="The model directory (HF format: config.json, weights, tokenizer).")
     kind: ModelKind = "model"
-    base_model: str | None = Field(None, description="For adapters and finetunes: what they apply to.")
+    base_model: str | None = Field(default=None, description="What an adapter applies to.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    lineage: Lineage = Field(default_factory=Lineage)
+    lineage: Lineage = Field(default_factory=lambda: Lineage())
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property

@@ -221,7 +221,7 @@ def _non_embedding_params(config: LlamaConfig) -> int:
     h, inter = config.hidden_size, config.intermediate_size
     head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
     q_dim = config.num_attention_heads * head_dim
-    kv_dim = config.num_key_value_heads * head_dim
+    kv_dim = (config.num_key_value_heads or config.num_attention_heads) * head_dim
     attention = h * q_dim + 2 * h * kv_dim + q_dim * h
     if config.attention_bias:
         attention += q_dim + 2 * kv_dim + h

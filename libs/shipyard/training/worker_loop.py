@@ -32,6 +32,7 @@ from shipyard.data.manifest import read_manifest
 from shipyard.storage import uri as uris
 from shipyard.storage.routing import RoutingStorage
 from shipyard.training.checkpoint import CheckpointStore, download_dir
+from shipyard.training.failures import TrainingFailed
 from shipyard.training.data_loader import DataPosition, ResumableLoader
 from shipyard.training.metrics import METRICS_FILE, MetricsLog, StepMetrics, mfu
 from shipyard.training.model_init import ModelSource, init_model
@@ -67,8 +68,14 @@ def train_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     if ray.get(channel.worker_started.remote(rank, os.getpid())) is not None:
         return  # a fatal failure was recorded before this restart: do not repeat it
-    with tempfile.TemporaryDirectory(prefix=f"shipyard-train-{rank}-") as tmp:
-        _Worker(plan, channel, rank, world, pathlib.Path(tmp)).run()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"shipyard-train-{rank}-") as tmp:
+            _Worker(plan, channel, rank, world, pathlib.Path(tmp)).run()
+    except TrainingFailed as exc:  # deterministic (same on every rank): record it, do not retry
+        ray.get(channel.fail.remote(exc.reason, exc.message))
+    except torch.OutOfMemoryError as exc:  # record it so the restarted group gives up at once
+        ray.get(channel.fail.remote("OutOfMemory", f"rank {rank}: {exc}; lower microBatchSize or use ZeRO"))
+        raise
 
 
 class _Worker:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
 from shipyard.api.v1 import common_pb2, training_pb2
 from shipyard.lifecycle import JobState
-from shipyard.training.jobs import TrainingJobRecord
 from shipyard.wire import common
+
+if TYPE_CHECKING:
+    from shipyard.training.jobs import TrainingJobRecord
 
 COLLECTION = "trainingJobs"
 
