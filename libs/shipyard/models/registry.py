@@ -130,7 +130,7 @@ class ModelRegistry:
         A URI (``file://``, ``s3://``, an absolute path) is returned normalized without checking
         that it exists; a name or reference that is not registered is ``NotFound``.
         """
-        if isinstance(ref, str) and not ref.startswith(MODEL_REF_PREFIX) and is_uri(ref):
+        if _is_plain_uri(ref):
             return uris.normalize(ref, field=field)
         return self.resolve_record(ref, field=field).uri
 
@@ -151,7 +151,7 @@ class ModelRegistry:
         return [self._read(uri) for _, uri in sorted(found)]
 
     def _pin(self, ref: str, *, field: str) -> str:
-        if isinstance(ref, str) and not ref.startswith(MODEL_REF_PREFIX) and is_uri(ref):
+        if _is_plain_uri(ref):
             return uris.normalize(ref, field=field)
         return self.resolve_record(ref, field=field).ref
 
@@ -161,7 +161,7 @@ class ModelRegistry:
 
     def _parse(self, uri: str) -> tuple[str, int] | None:
         """``(name, version)`` of a record URI; None for anything else found under the prefix."""
-        name, version_file = uris.parent(uri).rpartition("/")[2], uris.basename(uri)
+        name, version_file = uris.basename(uris.parent(uri)), uris.basename(uri)
         stem, dot, ext = version_file.partition(".")
         if uris.parent(uris.parent(uri)) != self.models_uri or ext != "json" or not dot:
             return None
@@ -176,6 +176,10 @@ class ModelRegistry:
         text = self.storage.read_text(uri)
         try:
             return ModelRecord.model_validate(json.loads(text))
-        except (ValueError, ValidationError) as exc:
+        except ValueError as exc:  # bad JSON, or a pydantic ValidationError (a ValueError)
             # A corrupt record is the registry's problem, not the caller's input: say which file.
             raise FailedPrecondition(f"model record {uri} is corrupt: {exc}") from exc
+
+
+def _is_plain_uri(ref: str) -> bool:
+    return isinstance(ref, str) and not ref.startswith(MODEL_REF_PREFIX) and is_uri(ref)

@@ -165,7 +165,12 @@ def build_config(
             raise InvalidArgument.field(f"{field}.{key}", f"not a LlamaConfig field{hint}")
         values[name] = value
         overridden[name] = f"{field}.{key}"
-    _check_shape(values, overridden, preset.name)
+    _check_shape(values, overridden, preset.name, field)
+    if values["max_position_embeddings"] < seq_len:
+        raise InvalidArgument.field(
+            overridden["max_position_embeddings"],
+            f"max_position_embeddings {values['max_position_embeddings']} is shorter than seq_len {seq_len}",
+        )
     rope_theta = values.pop("rope_theta")
     values.setdefault("rope_parameters", {"rope_type": "default", "rope_theta": float(rope_theta)})
     return LlamaConfig(
@@ -178,12 +183,12 @@ def build_config(
     )
 
 
-def _check_shape(values: dict[str, Any], overridden: dict[str, str], preset: str) -> None:
+def _check_shape(values: dict[str, Any], overridden: dict[str, str], preset: str, field: str) -> None:
     """Reject shapes LlamaForCausalLM cannot build, naming the override that caused it."""
 
     def fail(keys: tuple[str, ...], reason: str) -> InvalidArgument:
         # Presets are consistent on their own, so a bad shape always comes from some override.
-        blame = next((overridden[k] for k in keys if k in overridden), "spec.modelOverrides")
+        blame = next((overridden[k] for k in keys if k in overridden), field)
         return InvalidArgument.field(blame, f"{reason} (preset {preset})")
 
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",

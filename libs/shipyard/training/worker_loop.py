@@ -112,6 +112,7 @@ class _Worker:
         tokens_per_step = loader.global_batch * self.plan.seq_len
         while step < self.plan.total_steps:
             t0 = time.monotonic()
+            lr = engine.lr()  # the rate this step uses (DeepSpeed steps the scheduler inside micro_step)
             micro = loader.next_step()
             losses = [engine.micro_step(mb, last=i == len(micro) - 1) for i, mb in enumerate(micro)]
             grad_norm = engine.optimizer_step()
@@ -119,7 +120,7 @@ class _Worker:
             step, tokens_seen = step + 1, tokens_seen + tokens_per_step
             dt = time.monotonic() - t0
             metrics = StepMetrics(
-                step=step, loss=loss, lr=engine.lr(), grad_norm=grad_norm, tokens_per_s=tokens_per_step / dt,
+                step=step, loss=loss, lr=lr, grad_norm=grad_norm, tokens_per_s=tokens_per_step / dt,
                 step_time_s=dt, tokens_seen=tokens_seen, elapsed=elapsed0 + time.monotonic() - began,
                 mfu=mfu(self.plan.flops_per_token, tokens_per_step / dt, self.plan.peak_flops, self.world),
             )  # fmt: skip

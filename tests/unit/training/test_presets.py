@@ -125,6 +125,7 @@ def test_overrides_accept_the_camel_case_a_yaml_spec_uses() -> None:
         ({"numKeyValueHeads": 3}, "spec.modelOverrides.numKeyValueHeads", "not a multiple"),
         ({"numHiddenLayers": 0}, "spec.modelOverrides.numHiddenLayers", "positive integer"),
         ({"ropeTheta": "fast"}, "spec.modelOverrides.ropeTheta", "positive number"),
+        ({"maxPositionEmbeddings": 128}, "spec.modelOverrides.maxPositionEmbeddings", "shorter than seq_len"),
     ],
 )
 def test_bad_overrides_name_the_override_and_the_reason(overrides: dict, field: str, reason: str) -> None:
