@@ -4,7 +4,7 @@ It is metadata next to the artifacts, not a server: one JSON file per version at
 ``<root>/registry/models/<name>/<version>.json``, on whatever ``Storage`` holds the models (``file://``
 or ``s3://``). Versions count up from 1 per name and are never rewritten; concurrent registrations
 of one name each get their own version because every file is created with a create-if-absent write
-(see ``shipyard.models.create_if_absent``) and a writer that loses the race re-lists and takes the next.
+(``Storage.write_bytes_if_absent``) and a writer that loses the race re-lists and takes the next.
 
 So a user can say "finetune the model that job X produced" by name: ``resolve("model:x")`` is the
 latest version's URI, ``resolve("model:x@3")`` a pinned one, and a URI passes through unchanged.
@@ -20,7 +20,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, from_pydantic
-from shipyard.models.create_if_absent import write_bytes_if_absent
 from shipyard.models.refs import MODEL_REF_PREFIX, ModelRef, is_uri, parse_model_ref, validate_model_name
 from shipyard.storage import uri as uris
 from shipyard.storage.base import Storage
@@ -106,7 +105,7 @@ class ModelRegistry:
         for _ in range(_MAX_REGISTER_ATTEMPTS):
             record = draft.model_copy(update={"version": max(self._versions(name), default=0) + 1})
             data = (record.model_dump_json(indent=2) + "\n").encode()
-            if write_bytes_if_absent(self.storage, self._record_uri(name, record.version), data):
+            if self.storage.write_bytes_if_absent(self._record_uri(name, record.version), data):
                 return record
         raise Unavailable(f"could not register model {name!r}: too many concurrent registrations, retry")
 

@@ -65,6 +65,17 @@ class Storage(abc.ABC):
         with self.open_write(uri) as f:
             f.write(data)
 
+    def write_bytes_if_absent(self, uri: str, data: bytes) -> bool:
+        """Write ``data`` at ``uri`` only if nothing is there yet; True if this call created it.
+
+        Backends override this with an atomic conditional write (local: ``os.link``; S3:
+        ``If-None-Match: *``). This fallback checks then writes, which leaves a race window.
+        """
+        if self.exists(uri):
+            return False
+        self.write_bytes(uri, data)
+        return True
+
     def read_text(self, uri: str) -> str:
         return self.read_bytes(uri).decode("utf-8")
 

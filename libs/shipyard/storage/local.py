@@ -88,6 +88,30 @@ class LocalStorage(Storage):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(uri))
 
+    def write_bytes_if_absent(self, uri: str, data: bytes) -> bool:
+        """Atomic on POSIX: the bytes go to a temporary sibling, then ``os.link`` gives it the final
+        name, which fails with ``EEXIST`` when the name is taken (``os.replace`` would overwrite)."""
+        path = self._path(uri)
+        directory, name = os.path.split(path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise FailedPrecondition(f"cannot write {uri}: a parent of it is a file") from exc
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=TEMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
     def local_path(self, uri: str) -> str | None:
         return self._path(uri)
 

@@ -40,6 +40,10 @@ class RoutingStorage(Storage):
         with backend.open_write(norm) as f:
             yield f
 
+    def write_bytes_if_absent(self, uri: str, data: bytes) -> bool:
+        backend, norm = self._backend(uri)
+        return backend.write_bytes_if_absent(norm, data)
+
     def exists(self, uri: str) -> bool:
         backend, norm = self._backend(uri)
         return backend.exists(norm)

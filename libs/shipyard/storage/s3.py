@@ -118,6 +118,21 @@ class S3Storage(Storage):
             writer.abort()
             raise
 
+    def write_bytes_if_absent(self, uri: str, data: bytes) -> bool:
+        """``PutObject`` with ``If-None-Match: *`` (S3 conditional writes; MinIO and moto too): the
+        store answers 412 when the key exists, 409 when a concurrent conditional write is in flight."""
+        bucket, key = _object(uri)
+        with _translated(uri):
+            try:
+                self.client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+            except botocore.exceptions.ClientError as exc:
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    return False
+                raise
+        return True
+
     def exists(self, uri: str) -> bool:
         bucket, key = _object(uri)
         try:

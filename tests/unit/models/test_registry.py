@@ -9,7 +9,6 @@ import threading
 import pytest
 from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.models import Lineage, ModelRegistry, parse_model_ref
-from shipyard.models.create_if_absent import write_bytes_if_absent
 from shipyard.storage import LocalStorage, from_local_path, join
 
 
@@ -161,8 +160,8 @@ def test_concurrent_registrations_each_get_their_own_version(root: str) -> None:
 
 def test_create_if_absent_never_replaces_an_existing_object(root: str) -> None:
     storage, uri = LocalStorage(), join(root, "x.json")
-    assert write_bytes_if_absent(storage, uri, b"first") is True
-    assert write_bytes_if_absent(storage, uri, b"second") is False
+    assert storage.write_bytes_if_absent(uri, b"first") is True
+    assert storage.write_bytes_if_absent(uri, b"second") is False
     assert storage.read_bytes(uri) == b"first"
     assert [o.uri for o in storage.list(root)] == [uri]  # no temporary file left behind
 
@@ -178,5 +177,5 @@ def test_registry_on_s3_versions_resolves_and_refuses_to_overwrite(s3_env) -> No
     assert [r.version for r in ModelRegistry(s3_env.storage, s3_env.root).list()] == [1, 2]
 
     taken = f"{s3_env.root}/registry/models/m/2.json"
-    assert write_bytes_if_absent(s3_env.storage, taken, b"{}") is False
+    assert s3_env.storage.write_bytes_if_absent(taken, b"{}") is False
     assert json.loads(s3_env.storage.read_text(taken))["uri"] == f"{s3_env.root}/models/job-2"
