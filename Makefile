@@ -27,8 +27,15 @@ $(STAMP):
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
+# The main job, embedded: ingest the shared corpus, then pretrain a tiny Llama on it (loss curve PNG).
+# Ray binds every interface, so like the tests it runs in a loopback-only namespace when possible.
 quickstart: $(STAMP)
 	$(BIN)/shipyard ingest run -f examples/ingest-corpus.yaml
+ifeq ($(ISOLATE),)
+	$(BIN)/shipyard train -f examples/pretrain-tiny.yaml --plot .shipyard/quickstart/loss-curve.png
+else
+	$(ISOLATE) bash -c 'ip link set lo up && exec $(BIN)/shipyard train -f examples/pretrain-tiny.yaml --plot .shipyard/quickstart/loss-curve.png'
+endif
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

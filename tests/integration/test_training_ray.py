@@ -61,10 +61,14 @@ def store_root(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(dataset: str, store_root: str, ray_cluster: None) -> tuple[TrainingResult, list[TrainingProgress]]:
+def reference(
+    dataset: str, store_root: str, ray_cluster: None
+) -> tuple[TrainingResult, list[TrainingProgress]]:
     """An uninterrupted DDP run: the loss curve the interrupted runs must reproduce."""
     seen: list[TrainingProgress] = []
-    result = run_training(training_job("reference", dataset, steps=STEPS), storage_root=store_root, on_progress=seen.append)
+    result = run_training(
+        training_job("reference", dataset, steps=STEPS), storage_root=store_root, on_progress=seen.append
+    )
     return result, seen
 
 
@@ -121,7 +125,9 @@ def test_a_killed_worker_restarts_from_its_checkpoint_and_finishes(
     assert len(result.history) > STEPS
     ref = _losses(reference[0].metrics_uri)
     assert _losses(result.metrics_uri) == pytest.approx(ref, rel=1e-4)
-    assert [r["loss"] for r in result.history] == pytest.approx([ref[r["step"] - 1] for r in result.history], rel=1e-4)
+    assert [r["loss"] for r in result.history] == pytest.approx(
+        [ref[r["step"] - 1] for r in result.history], rel=1e-4
+    )
 
 
 def test_a_cancelled_job_resubmitted_continues_the_same_loss_curve(

@@ -11,7 +11,13 @@ from shipyard.data.spec import parse_job
 from shipyard.training.spec import TrainingJob, parse_training_job
 
 # A ~100k-parameter Llama: 2 layers of width 64, so a step on 2 CPU workers takes milliseconds.
-TINY = {"hiddenSize": 64, "numHiddenLayers": 2, "numAttentionHeads": 4, "numKeyValueHeads": 2, "intermediateSize": 128}
+TINY = {
+    "hiddenSize": 64,
+    "numHiddenLayers": 2,
+    "numAttentionHeads": 4,
+    "numKeyValueHeads": 2,
+    "intermediateSize": 128,
+}
 
 
 def build_dataset(shared_data: pathlib.Path, root: pathlib.Path) -> str:
@@ -47,8 +53,13 @@ def training_job(
                 "modelOverrides": TINY,
                 "data": {"dataset": dataset},
                 "hyperparameters": {
-                    "steps": steps, "globalBatchSize": 16, "microBatchSize": 4, "learningRate": 3e-3,
-                    "warmupSteps": 3, "seed": 1, **hyper,
+                    "steps": steps,
+                    "globalBatchSize": 16,
+                    "microBatchSize": 4,
+                    "learningRate": 3e-3,
+                    "warmupSteps": 3,
+                    "seed": 1,
+                    **hyper,
                 },  # fmt: skip
                 "resources": {"workers": workers, "cpusPerWorker": 1},
                 "strategy": strategy or {"type": "ddp"},

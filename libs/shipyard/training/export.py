@@ -36,11 +36,16 @@ def export_model(
     source = uris.join(store.step_uri(step), "model")
     prefix = source.rstrip("/") + "/"
     for obj in storage.list(source):
-        with storage.open_read(obj.uri) as src, storage.open_write(uris.join(output_uri, obj.uri[len(prefix) :])) as dst:
+        with (
+            storage.open_read(obj.uri) as src,
+            storage.open_write(uris.join(output_uri, obj.uri[len(prefix) :])) as dst,
+        ):
             while chunk := src.read(8 << 20):
                 dst.write(chunk)
     upload_dir(storage, tokenizer_dir, output_uri)
-    storage.write_text(uris.join(output_uri, "training.json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
+    storage.write_text(
+        uris.join(output_uri, "training.json"), json.dumps(record, indent=2, sort_keys=True) + "\n"
+    )
     return output_uri
 
 

@@ -67,7 +67,9 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 class TorchEngine:
     """DDP or FSDP2 with a torch AdamW; gradient accumulation skips the gradient sync until the last."""
 
-    def __init__(self, model: nn.Module, spec: TrainingJobSpec, total_steps: int, device: torch.device) -> None:
+    def __init__(
+        self, model: nn.Module, spec: TrainingJobSpec, total_steps: int, device: torch.device
+    ) -> None:
         self.model, self.spec, self.device = model, spec, device
         self.accum = spec.gradient_accumulation_steps
         if spec.strategy.type == "fsdp":
@@ -114,7 +116,9 @@ class TorchEngine:
         optim = get_optimizer_state_dict(self.wrapped, self.optimizer, options=options)
         if rank == 0:
             local_dir.mkdir(parents=True, exist_ok=True)
-            torch.save({"optimizer": optim, "scheduler": self.scheduler.state_dict()}, local_dir / "trainer.pt")
+            torch.save(
+                {"optimizer": optim, "scheduler": self.scheduler.state_dict()}, local_dir / "trainer.pt"
+            )
 
     def load(self, local_dir: pathlib.Path) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
@@ -131,7 +135,9 @@ class TorchEngine:
             return
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        full = get_model_state_dict(self.wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        full = get_model_state_dict(
+            self.wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
         if rank == 0:
             self.model.save_pretrained(local_dir, state_dict=full, safe_serialization=True)
 
@@ -159,7 +165,9 @@ class DeepSpeedEngine:
 
     TAG = "ds"
 
-    def __init__(self, model: nn.Module, spec: TrainingJobSpec, total_steps: int, device: torch.device) -> None:
+    def __init__(
+        self, model: nn.Module, spec: TrainingJobSpec, total_steps: int, device: torch.device
+    ) -> None:
         import deepspeed
 
         hp = spec.hyperparameters

@@ -86,10 +86,14 @@ def run_training(
     storage = RoutingStorage(storage_config)
     manifest = read_manifest(storage, spec.data.dataset)
     if not manifest.token_shards or manifest.seq_len is None:
-        raise InvalidArgument.field("spec.data.dataset", f"{manifest.uri} has no token shards; tokenize it first")
+        raise InvalidArgument.field(
+            "spec.data.dataset", f"{manifest.uri} has no token shards; tokenize it first"
+        )
     seq_len = spec.data.seq_len or manifest.seq_len
     if seq_len > manifest.seq_len:
-        raise InvalidArgument.field("spec.data.seqLen", f"{seq_len} is more than the dataset's {manifest.seq_len}")
+        raise InvalidArgument.field(
+            "spec.data.seqLen", f"{seq_len} is more than the dataset's {manifest.seq_len}"
+        )
     hp = spec.hyperparameters
     total_steps = hp.steps or math.ceil((hp.tokens or 0) / (hp.global_batch_size * seq_len))
     ckpt_uri = spec.checkpoint.uri or uris.join(storage_root, "checkpoints", name)
@@ -270,5 +274,7 @@ class _Run:
                 raise TrainingFailed("OutOfMemory", f"a worker ran out of memory: {text[:2000]}") from error
             limit = self.job.spec.run_policy.backoff_limit
             reason = "BackoffLimitExceeded" if limit and snapshot.restarts >= limit else "WorkerCrashed"
-            raise TrainingFailed(reason, f"after {snapshot.restarts} restarts (backoffLimit {limit}): {text[:2000]}") from error
+            raise TrainingFailed(
+                reason, f"after {snapshot.restarts} restarts (backoffLimit {limit}): {text[:2000]}"
+            ) from error
         return snapshot

@@ -32,8 +32,8 @@ from shipyard.data.manifest import read_manifest
 from shipyard.storage import uri as uris
 from shipyard.storage.routing import RoutingStorage
 from shipyard.training.checkpoint import CheckpointStore, download_dir
-from shipyard.training.failures import TrainingFailed
 from shipyard.training.data_loader import DataPosition, ResumableLoader
+from shipyard.training.failures import TrainingFailed
 from shipyard.training.metrics import METRICS_FILE, MetricsLog, StepMetrics, mfu
 from shipyard.training.model_init import ModelSource, init_model
 from shipyard.training.spec import TrainingJobSpec

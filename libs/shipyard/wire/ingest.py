@@ -18,8 +18,9 @@ COLLECTION = "ingestJobs"
 
 
 def _set_fields(msg: Any) -> dict[str, Any]:
-    """Only the fields the caller set, so the spec's documented defaults apply to the rest."""
-    return {f.name: v for f, v in msg.ListFields()}
+    """Only the fields the caller set, so the spec's documented defaults apply to the rest; keys use the
+    JSON (camelCase) names, as in a manifest, so error paths read the same on every path."""
+    return {f.json_name: v for f, v in msg.ListFields()}
 
 
 def spec_from_pb(spec: ingest_pb2.IngestJobSpec) -> dict[str, Any]:

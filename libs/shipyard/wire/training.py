@@ -17,10 +17,13 @@ COLLECTION = "trainingJobs"
 
 
 def spec_from_pb(spec: training_pb2.TrainingJobSpec) -> dict[str, Any]:
-    """Only the fields the caller set (unset optional fields take the spec's documented defaults)."""
-    data = json_format.MessageToDict(spec, preserving_proto_field_name=True)
-    if "model_overrides" in data:
-        data["model_overrides"] = _integral(data["model_overrides"])
+    """Only the fields the caller set (unset optional fields take the spec's documented defaults).
+
+    Keys use the JSON (camelCase) names, as in a manifest, so error paths read the same on every path.
+    """
+    data = json_format.MessageToDict(spec)
+    if "modelOverrides" in data:
+        data["modelOverrides"] = _integral(data["modelOverrides"])
     return data
 
 
