@@ -40,9 +40,15 @@ def build_dataset(shared_data: pathlib.Path, root: pathlib.Path) -> str:
 
 
 def training_job(
-    name: str, dataset: str, *, steps: int = 30, workers: int = 2, checkpoint: dict[str, Any] | None = None,
-    strategy: dict[str, Any] | None = None, **hyper: Any,
-) -> TrainingJob:  # fmt: skip
+    name: str,
+    dataset: str,
+    *,
+    steps: int = 30,
+    workers: int = 2,
+    checkpoint: dict[str, Any] | None = None,
+    strategy: dict[str, Any] | None = None,
+    **hyper: Any,
+) -> TrainingJob:
     return parse_training_job(
         {
             "apiVersion": "shipyard.dev/v1alpha1",
@@ -60,7 +66,7 @@ def training_job(
                     "warmupSteps": 3,
                     "seed": 1,
                     **hyper,
-                },  # fmt: skip
+                },
                 "resources": {"workers": workers, "cpusPerWorker": 1},
                 "strategy": strategy or {"type": "ddp"},
                 "checkpoint": {"everySteps": 10, "keep": 2, **(checkpoint or {})},

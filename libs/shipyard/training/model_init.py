@@ -86,7 +86,8 @@ def resolve_model_config(
     if getattr(config, "vocab_size", 0) < vocab:
         raise TrainingFailed(
             "InvalidModel",
-            f"spec.model: {uri} has vocab_size {config.vocab_size}, less than the dataset tokenizer's {vocab}",
+            f"spec.model: {uri} has vocab_size {config.vocab_size}, "
+            f"less than the dataset tokenizer's {vocab}",
         )
     return ModelSource(config, local_dir)
 

@@ -83,6 +83,12 @@ def run_training(
     """
     started = time.monotonic()
     spec, name = job.spec, job.metadata.name
+    if spec.strategy.type == "fsdp" and spec.resources.gpus_per_worker == 0:
+        # FSDP reduce-scatters gradients, which gloo (the CPU backend) does not implement.
+        raise InvalidArgument.field(
+            "spec.strategy.type",
+            "fsdp needs GPUs (gpusPerWorker >= 1); use ddp or deepspeed zeroStage 1/2 on CPU",
+        )
     storage = RoutingStorage(storage_config)
     manifest = read_manifest(storage, spec.data.dataset)
     if not manifest.token_shards or manifest.seq_len is None:
@@ -125,9 +131,13 @@ def run_training(
         state = store.read_state(step)
         final = {**state.get("metrics", {}), "tokens_seen": float(state["tokens_seen"]), "steps": float(step)}
         output = export_model(
-            storage, store, step, tmp / "tokenizer", spec.output.uri or uris.join(storage_root, "models", name),
+            storage,
+            store,
+            step,
+            tmp / "tokenizer",
+            spec.output.uri or uris.join(storage_root, "models", name),
             {"job": job.model_dump(mode="json", by_alias=True), "state": state},
-        )  # fmt: skip
+        )
         ref = register_model(storage, storage_root, job, output, dataset_uri=manifest.uri, metrics=final)
     return TrainingResult(
         output_model_uri=output,
@@ -249,12 +259,16 @@ class _Run:
             if self.on_progress is not None:
                 self.on_progress(
                     TrainingProgress(
-                        step=metrics.step, total_steps=self.plan.total_steps, tokens_seen=metrics.tokens_seen,
-                        elapsed=time.monotonic() - self.started, metrics=metrics.scalars(),
-                        last_checkpoint=acc.last_checkpoint, restarts=acc.restarts,
+                        step=metrics.step,
+                        total_steps=self.plan.total_steps,
+                        tokens_seen=metrics.tokens_seen,
+                        elapsed=time.monotonic() - self.started,
+                        metrics=metrics.scalars(),
+                        last_checkpoint=acc.last_checkpoint,
+                        restarts=acc.restarts,
                         worker_pids=tuple(acc.pids[r] for r in sorted(acc.pids)),
                     )
-                )  # fmt: skip
+                )
 
     def _outcome(
         self, error: BaseException | None, final: ChannelSnapshot, snapshot: ChannelSnapshot

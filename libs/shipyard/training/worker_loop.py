@@ -100,10 +100,16 @@ class _Worker:
             _seed_everything(hp.seed + self.rank)
         manifest = read_manifest(self.storage, self.plan.dataset_uri)
         loader = ResumableLoader(
-            self.storage, manifest, rank=self.rank, world_size=self.world, micro_batch_size=hp.micro_batch_size,
-            grad_accum=self.spec.gradient_accumulation_steps, seq_len=self.plan.seq_len, seed=hp.seed,
+            self.storage,
+            manifest,
+            rank=self.rank,
+            world_size=self.world,
+            micro_batch_size=hp.micro_batch_size,
+            grad_accum=self.spec.gradient_accumulation_steps,
+            seq_len=self.plan.seq_len,
+            seed=hp.seed,
             position=position,
-        )  # fmt: skip
+        )
         if self.rank == 0:
             self.log.resume(start)
         step, tokens_seen = start, int(state.get("tokens_seen", 0))
@@ -120,10 +126,16 @@ class _Worker:
             step, tokens_seen = step + 1, tokens_seen + tokens_per_step
             dt = time.monotonic() - t0
             metrics = StepMetrics(
-                step=step, loss=loss, lr=lr, grad_norm=grad_norm, tokens_per_s=tokens_per_step / dt,
-                step_time_s=dt, tokens_seen=tokens_seen, elapsed=elapsed0 + time.monotonic() - began,
+                step=step,
+                loss=loss,
+                lr=lr,
+                grad_norm=grad_norm,
+                tokens_per_s=tokens_per_step / dt,
+                step_time_s=dt,
+                tokens_seen=tokens_seen,
+                elapsed=elapsed0 + time.monotonic() - began,
                 mfu=mfu(self.plan.flops_per_token, tokens_per_step / dt, self.plan.peak_flops, self.world),
-            )  # fmt: skip
+            )
             if not math.isfinite(loss):
                 if self.rank == 0:
                     message = f"loss is {loss} at step {step}; lower learningRate or enable gradClip"
@@ -172,10 +184,14 @@ class _Worker:
         if self.rank == 0:
             self.log.upload()
             state = {
-                "step": step, "tokens_seen": tokens_seen, "data_position": position.to_dict(),
-                "world_size": self.world, "strategy": self.spec.strategy.type, "elapsed": metrics.elapsed,
+                "step": step,
+                "tokens_seen": tokens_seen,
+                "data_position": position.to_dict(),
+                "world_size": self.world,
+                "strategy": self.spec.strategy.type,
+                "elapsed": metrics.elapsed,
                 "metrics": metrics.scalars(),
-            }  # fmt: skip
+            }
             uri = self.store.commit(step, state)
             self.store.prune()
             ray.get(self.channel.checkpointed.remote(uri))

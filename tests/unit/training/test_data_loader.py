@@ -42,8 +42,13 @@ def dataset(tmp_path: pathlib.Path) -> DatasetManifest:
 
 def _loader(manifest: DatasetManifest, **kw: object) -> ResumableLoader:
     args: dict[str, object] = {
-        "rank": 0, "world_size": 1, "micro_batch_size": 2, "grad_accum": 2, "seq_len": SEQ_LEN, "seed": 7,
-    }  # fmt: skip
+        "rank": 0,
+        "world_size": 1,
+        "micro_batch_size": 2,
+        "grad_accum": 2,
+        "seq_len": SEQ_LEN,
+        "seed": 7,
+    }
     args.update(kw)
     return ResumableLoader(LocalStorage(), manifest, **args)  # type: ignore[arg-type]
 
