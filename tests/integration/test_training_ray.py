@@ -13,13 +13,14 @@ import pathlib
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from shipyard.errors import Cancelled
+from shipyard.errors import Cancelled, DeadlineExceeded
 from shipyard.models import ModelRegistry
-from shipyard.storage import from_local_path, parse
+from shipyard.storage import from_local_path, join, parse
 from shipyard.storage.local import LocalStorage
+from shipyard.training.checkpoint import CheckpointStore
 from shipyard.training.metrics import MetricsLog
 from shipyard.training.trainer import TrainingProgress, TrainingResult, run_training
 
@@ -28,6 +29,7 @@ from tests.integration.training_fixtures import build_dataset, training_job
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.ray,
+    pytest.mark.slow,  # each test starts a worker group: 10-25 s on a 2-core machine
     pytest.mark.skipif(
         {name for _, name in socket.if_nameindex()} > {"lo"},
         reason="Ray binds every interface: run in a loopback-only netns (make test)",
@@ -74,6 +76,14 @@ def _losses(metrics_uri: str) -> list[float]:
     rows = MetricsLog.read(LocalStorage(), metrics_uri)
     assert [r["step"] for r in rows] == list(range(1, len(rows) + 1))
     return [r["loss"] for r in rows]
+
+
+def _cancel_at(step: int, cancel: threading.Event) -> Callable[[TrainingProgress], None]:
+    def on_progress(p: TrainingProgress) -> None:
+        if p.step >= step:
+            cancel.set()
+
+    return on_progress
 
 
 def test_loss_falls_and_the_model_loads_with_stock_hf(reference: Reference, store_root: str) -> None:
@@ -130,14 +140,9 @@ def test_a_cancelled_job_resubmitted_continues_the_same_loss_curve(
     dataset: str, store_root: str, reference: Reference
 ) -> None:
     cancel = threading.Event()
-
-    def cancel_at_step_5(p: TrainingProgress) -> None:
-        if p.step >= 5:
-            cancel.set()
-
     job = training_job("stop-and-go", dataset, steps=STEPS)
     with pytest.raises(Cancelled):
-        run_training(job, storage_root=store_root, on_progress=cancel_at_step_5, cancel=cancel)
+        run_training(job, storage_root=store_root, on_progress=_cancel_at(5, cancel), cancel=cancel)
     first: list[TrainingProgress] = []
     result = run_training(job, storage_root=store_root, on_progress=first.append)
     assert first and 5 < first[0].step < STEPS, "the resubmitted job did not start from the stop checkpoint"
@@ -145,19 +150,29 @@ def test_a_cancelled_job_resubmitted_continues_the_same_loss_curve(
     assert _losses(result.metrics_uri) == pytest.approx(_losses(reference[0].metrics_uri), rel=1e-4)
 
 
-@pytest.mark.slow
 def test_deepspeed_zero2_stops_resumes_and_follows_the_ddp_curve(
     dataset: str, store_root: str, reference: Reference
 ) -> None:
     cancel = threading.Event()
     job = training_job("zero2", dataset, steps=STEPS, strategy={"type": "deepspeed", "zeroStage": 2})
     with pytest.raises(Cancelled):
-        run_training(
-            job, storage_root=store_root, on_progress=lambda p: p.step >= 5 and cancel.set(), cancel=cancel
-        )
+        run_training(job, storage_root=store_root, on_progress=_cancel_at(5, cancel), cancel=cancel)
     first: list[TrainingProgress] = []
     result = run_training(job, storage_root=store_root, on_progress=first.append)
     assert first and first[0].step > 5 and result.steps == STEPS
     # ZeRO-2 shards optimizer state and gradients but computes the same update as DDP, and its own
     # checkpoint (optimizer partitions per rank) restores it exactly.
     assert _losses(result.metrics_uri) == pytest.approx(_losses(reference[0].metrics_uri), rel=1e-3)
+
+
+def test_a_job_past_its_deadline_stops_with_a_checkpoint(
+    dataset: str, store_root: str, ray_cluster: None
+) -> None:
+
+    job = training_job("deadline", dataset, steps=1000)
+    job.spec.run_policy.active_deadline_seconds = 1  # shorter than the worker group's start-up
+    with pytest.raises(DeadlineExceeded, match="activeDeadlineSeconds=1"):
+        run_training(job, storage_root=store_root)
+    store = CheckpointStore(LocalStorage(), join(store_root, "checkpoints", "deadline"), keep=2)
+    latest = store.latest()
+    assert latest is not None and latest < 1000  # stopped early, and the work so far is kept

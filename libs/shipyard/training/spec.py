@@ -126,6 +126,8 @@ class TrainingJobSpec(SpecModel):
             raise _field_error(
                 "hyperparameters.precision", f"{hp.precision} needs gpusPerWorker >= 1; use fp32 on CPU"
             )
+        if self.strategy.type == "fsdp" and res.gpus_per_worker == 0:
+            raise _field_error("strategy.type", "fsdp needs gpusPerWorker >= 1; use ddp or deepspeed on CPU")
         if self.strategy.type == "deepspeed" and self.strategy.zero_stage == 3 and res.gpus_per_worker == 0:
             raise _field_error("strategy.zeroStage", "ZeRO-3 needs GPUs; use zeroStage 1 or 2 on CPU")
         return self

@@ -32,7 +32,7 @@ def test_fsdp_on_cpu_is_rejected_naming_the_field(tmp_path: pathlib.Path) -> Non
     with pytest.raises(InvalidArgument) as info:
         run_training(_job(str(tmp_path), "fsdp"), storage_root=from_local_path(tmp_path))  # type: ignore[arg-type]
     assert info.value.violations[0].field == "spec.strategy.type"
-    assert "needs GPUs" in str(info.value)
+    assert "gpusPerWorker" in str(info.value)
 
 
 def test_a_missing_dataset_is_not_found(tmp_path: pathlib.Path) -> None:
