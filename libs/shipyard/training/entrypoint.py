@@ -1,4 +1,4 @@
-"""The command a cluster runs for a TrainingJob: ``python -m shipyard.training.entrypoint --job-json '{...}'``.
+"""The command a cluster runs for a TrainingJob (``python -m shipyard.training.entrypoint --job-json``).
 
 The operator puts this in the KubeRay ``RayJob``'s entrypoint, so a cluster run executes exactly the
 training code of embedded mode, on the Ray cluster the RayJob created (``ray_address="auto"``), with
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ShipyardError, json.JSONDecodeError) as exc:
         print(f"training failed: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, json.JSONDecodeError) or exc.code is Code.INVALID_ARGUMENT else 1
-    print(json.dumps({"outputModel": result.output_model_uri, "registeredModel": result.registered}), flush=True)
+    outcome = {"outputModel": result.output_model_uri, "registeredModel": result.registered}
+    print(json.dumps(outcome), flush=True)
     return 0
 
 
