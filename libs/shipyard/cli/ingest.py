@@ -11,7 +11,7 @@ from shipyard.cli.embedded import run_to_completion
 from shipyard.cli.main import CliContext
 from shipyard.data.executor.runner import IngestResult
 from shipyard.data.jobs import IngestJobRecord, ingest_job_manager
-from shipyard.data.spec import load_job_file
+from shipyard.data.spec import IngestJob, load_job_file
 
 
 @click.group()
@@ -34,7 +34,11 @@ def run_cmd(obj: CliContext, path: str, workers: int | None) -> None:
     Resumable: rerunning an interrupted job skips every shard that already finished.
     Ctrl-C cancels and removes partial output.
     """
-    job = load_job_file(path)
+    run_job(obj, load_job_file(path), workers)
+
+
+def run_job(obj: CliContext, job: IngestJob, workers: int | None = None) -> IngestResult:
+    """Run ``job`` here with a progress bar, print its statistics, return its result."""
     manager = ingest_job_manager(
         obj.config.storage.root,
         obj.config.storage,
@@ -52,6 +56,7 @@ def run_cmd(obj: CliContext, path: str, workers: int | None) -> None:
             manager, job.metadata.name, job.spec.model_dump(mode="json"), job.metadata.labels, update
         )
     print_result(result)
+    return result
 
 
 def print_result(result: IngestResult) -> None:

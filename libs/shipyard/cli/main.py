@@ -62,6 +62,7 @@ def config_cmd(obj: CliContext) -> None:
 
 
 def _register() -> None:
+    from shipyard.cli.apply import apply
     from shipyard.cli.ingest import ingest
     from shipyard.cli.ingest_remote import COMMANDS as INGEST_REMOTE
     from shipyard.cli.jobs import jobs
@@ -73,6 +74,7 @@ def _register() -> None:
     cli.add_command(ingest)
     cli.add_command(train)
     cli.add_command(jobs)
+    cli.add_command(apply)
     cli.add_command(up)
 
 

@@ -45,6 +45,11 @@ def train(obj: CliContext, path: str, submit: bool, address: str | None, plot: s
     if submit:
         _submit(obj, job, address)
         return
+    run_job(obj, job, plot)
+
+
+def run_job(obj: CliContext, job: TrainingJob, plot: str | None = None) -> TrainingResult:
+    """Run ``job`` here with a progress bar, print its summary and loss curve, return its result."""
     from shipyard.training.jobs import training_job_manager  # torch and ray: imported only when training
 
     manager = training_job_manager(
@@ -66,6 +71,7 @@ def train(obj: CliContext, path: str, submit: bool, address: str | None, plot: s
             manager, job.metadata.name, job.spec.model_dump(mode="json"), job.metadata.labels, update
         )
     print_summary(obj, job, result, plot)
+    return result
 
 
 def print_summary(obj: CliContext, job: TrainingJob, result: TrainingResult, plot: str | None) -> None:
