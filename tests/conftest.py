@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.s3"]
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.ray"]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 

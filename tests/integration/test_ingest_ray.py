@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import socket
 
 import pytest
 from shipyard.data.executor.runner import run_ingest
@@ -11,13 +10,10 @@ from shipyard.data.manifest import read_manifest
 from shipyard.data.steps.writers import read_documents
 from shipyard.storage.local import LocalStorage
 
+from tests.fixtures.ray import needs_loopback_netns
 from tests.integration.ingest_fixtures import build_corpus, job
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.slow]
-
-
-def _loopback_only() -> bool:
-    return {name for _, name in socket.if_nameindex()} <= {"lo"}
 
 
 def _docs(out: pathlib.Path) -> list[tuple[str, str]]:
@@ -28,10 +24,10 @@ def _docs(out: pathlib.Path) -> list[tuple[str, str]]:
     )
 
 
-@pytest.mark.skipif(
-    not _loopback_only(), reason="Ray binds every interface: run in a loopback-only netns (make test)"
-)
-def test_ray_executor_matches_local(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> None:
+@needs_loopback_netns
+def test_ray_executor_matches_local(
+    shared_data: pathlib.Path, tmp_path: pathlib.Path, ray_cluster: None
+) -> None:
     build_corpus(shared_data, tmp_path / "in")
     steps = [{"type": "normalize"}, {"type": "exact_dedup"}, {"type": "minhash_dedup"}]
     local = job(str(tmp_path / "in"), str(tmp_path / "local"), steps=steps)

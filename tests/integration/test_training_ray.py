@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from shipyard.errors import Cancelled, DeadlineExceeded
@@ -24,16 +23,14 @@ from shipyard.training.checkpoint import CheckpointStore
 from shipyard.training.metrics import MetricsLog
 from shipyard.training.trainer import TrainingProgress, TrainingResult, run_training
 
+from tests.fixtures.ray import needs_loopback_netns
 from tests.integration.training_fixtures import build_dataset, training_job
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.ray,
     pytest.mark.slow,  # each test starts a worker group: 10-25 s on a 2-core machine
-    pytest.mark.skipif(
-        {name for _, name in socket.if_nameindex()} > {"lo"},
-        reason="Ray binds every interface: run in a loopback-only netns (make test)",
-    ),
+    needs_loopback_netns,
 ]
 
 STEPS = 30
@@ -43,18 +40,6 @@ Reference = tuple[TrainingResult, list[TrainingProgress]]
 @pytest.fixture(scope="module")
 def dataset(shared_data: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     return build_dataset(shared_data, tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    """One local Ray for the module (run_training reuses it instead of starting its own each time)."""
-    import ray
-
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

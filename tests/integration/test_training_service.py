@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import socket
 from collections.abc import Iterator
 
 import grpc
@@ -20,14 +19,11 @@ from shipyard.training.jobs import training_job_manager
 from shipyard.wire.training import spec_to_pb
 from shipyard_services.training.servicer import TrainingServicer
 
+from tests.fixtures.ray import needs_loopback_netns
 from tests.integration.training_fixtures import build_dataset, training_job
 
 pytestmark = pytest.mark.integration
 SERVICE = "shipyard.v1.TrainingService"
-
-
-def _loopback_only() -> bool:
-    return {name for _, name in socket.if_nameindex()} <= {"lo"}
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +102,10 @@ def test_missing_dataset_is_not_found(stub, tmp_path: pathlib.Path, dataset: str
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not _loopback_only(), reason="Ray binds every interface: run in a loopback-only netns (make test)"
-)
-def test_suspended_job_resumes_trains_and_registers_its_model(stub, dataset: str, root: str) -> None:  # type: ignore[no-untyped-def]
+@needs_loopback_netns
+def test_suspended_job_resumes_trains_and_registers_its_model(  # type: ignore[no-untyped-def]
+    stub, dataset: str, root: str, ray_cluster: None
+) -> None:
     spec = _spec(dataset, run_policy={"suspend": True, "backoff_limit": 1})
     op = _create(stub, "tiny", spec)
     assert op.metadata.state == common_pb2.JOB_STATE_SUSPENDED and not op.done
