@@ -12,6 +12,7 @@ checkpoint's model is exported next to the tokenizer and registered.
 from __future__ import annotations
 
 import math
+import os
 import pathlib
 import tempfile
 import threading
@@ -120,7 +121,7 @@ def run_training(
             model_config=source.config.to_dict(),
             model_weights_uri=uris.normalize(spec.model) if is_model_uri(spec.model) else None,
             flops_per_token=flops_per_token(source.config, seq_len),
-            peak_flops=_peak(device, hp.precision),
+            peak_flops=_peak(device, hp.precision, spec.resources.cpus_per_worker),
             storage_config=storage_config.model_dump(mode="json") if storage_config else None,
         )
         run = _Run(job, plan, tmp, on_progress, cancel, started)
@@ -152,12 +153,18 @@ def run_training(
     )
 
 
-def _peak(device: str, precision: str) -> float | None:
+def _peak(device: str, precision: str, cpus_per_worker: float) -> float | None:
+    """Peak FLOP/s of one worker's device. A GPU is the worker's own; on CPU the known figure is the whole
+    machine's, and each worker gets the share of cores it reserved (so 2 workers on a 2-core machine
+    together count the machine's peak once, not twice)."""
     if device == "cuda":
         import torch
 
         return peak_flops(torch.cuda.get_device_name() if torch.cuda.is_available() else "unknown", precision)
-    return peak_flops("cpu", precision)
+    machine = peak_flops("cpu", precision)
+    if machine is None:
+        return None
+    return machine * min(1.0, cpus_per_worker / (os.cpu_count() or 1))
 
 
 class _Run:

@@ -9,8 +9,10 @@ datatrove's version rejects very short documents for it).
 
 from __future__ import annotations
 
-import collections
+import math
 import re
+
+import numpy as np
 
 from pydantic import Field, field_validator, model_validator
 
@@ -39,27 +41,120 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _top_ngram_chars(words: list[str], n: int, sep: str = " ") -> int:
-    """Characters covered by the most frequent n-gram, if it occurs more than once."""
-    grams = collections.Counter(sep.join(words[i : i + n]) for i in range(len(words) - n + 1))
-    if not grams:
+# Odd 64-bit multipliers (from splitmix64) for the n-gram hashes; any odd constants would do.
+_BASE = np.uint64(0x9E3779B97F4A7C15)
+_LENGTH_MIX = np.uint64(0xBF58476D1CE4E5B9)
+_N_MIX = np.uint64(0x94D049BB133111EB)
+
+
+class NGramTable:
+    """64-bit hashes and character lengths of the strings ``sep.join(words[i : i + n])``, for every
+    start ``i`` and each ``n`` in ``ns``, computed without building the strings.
+
+    The rules compare n-grams as *joined strings* (datatrove joins duplicate n-grams with ``""``, so
+    ``["a", "bc"]`` and ``["ab", "c"]`` count as equal); hashing word ids instead would change decisions.
+    So the joined text is hashed once with a polynomial prefix hash over its code points (mod 2**64):
+    ``P[j] = sum((c[k] + 1) * B**k for k < j)``; the substring ``[s, e)`` hashes to
+    ``(P[e] - P[s]) * B**(m - s)``, which is ``B**m`` times a position-independent polynomial, so equal
+    substrings hash equally wherever they occur. The length and ``n`` are mixed in as well. Two different
+    n-grams of a document collide with probability about 2**-64 per pair (a 10,000-word document has
+    ~5e7 pairs per n, so ~3e-12); a collision could only over-count repetition. Lengths come from
+    cumulative word lengths, equal to ``len(sep.join(...))``. All n's are done in one pass because the
+    per-call overhead of numpy, not the data, dominates on paragraph-sized documents.
+    """
+
+    def __init__(self, words: list[str], sep: str, ns: list[int]) -> None:
+        self.ns = ns
+        self._count = count = len(words)
+        word_lengths = np.fromiter(map(len, words), dtype=np.int64, count=count)
+        word_ends = np.cumsum(word_lengths + len(sep)) - len(sep)  # end offset of each word in ``joined``
+        word_starts = word_ends - word_lengths
+        joined = sep.join(words)
+        m = len(joined)
+        codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        powers = np.full(m + 1, _BASE, dtype=np.uint64)
+        powers[0] = 1
+        np.cumprod(powers, out=powers)  # B**k, wrapping mod 2**64 like all uint64 arithmetic here
+        prefix = np.zeros(m + 1, dtype=np.uint64)
+        # +1 so that a NUL character still changes the hash.
+        np.cumsum((codes + np.uint64(1)) * powers[:m], out=prefix[1:])
+        n_col = np.array(ns, dtype=np.int64).reshape(-1, 1)
+        last_word = np.minimum(np.arange(count) + (n_col - 1), count - 1)  # clipped past the last n-gram
+        ends = word_ends[last_word]
+        self.lengths = ends - word_starts
+        self.hashes = (prefix[ends] - prefix[word_starts]) * powers[m - word_starts]
+        self.hashes ^= self.lengths.astype(np.uint64) * _LENGTH_MIX ^ n_col.astype(np.uint64) * _N_MIX
+
+    def row(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(hash, character length) of each n-gram, in document order."""
+        r, size = self.ns.index(n), max(0, self._count - n + 1)
+        return self.hashes[r, :size], self.lengths[r, :size]
+
+    def any_repeated(self) -> bool:
+        """Whether any n-gram (of any of the n's) occurs twice; usually not, for prose and n >= 5."""
+        if not self._count:
+            return False
+        valid = np.arange(self._count) <= self._count - np.array(self.ns).reshape(-1, 1)
+        ordered = np.sort(self.hashes[valid])
+        return bool((ordered[1:] == ordered[:-1]).any())
+
+
+def top_ngram_chars(hashes: np.ndarray, lengths: np.ndarray) -> int:
+    """Characters covered by the most frequent n-gram, if it occurs more than once.
+
+    Ties go to the n-gram that occurs first, as ``Counter.most_common`` does.
+    """
+    if hashes.size < 2:
         return 0
-    gram, count = grams.most_common(1)[0]
-    return len(gram) * count if count > 1 else 0
+    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+    top = int(counts.max())
+    if top < 2:
+        return 0
+    return int(lengths[first[counts == top].min()]) * top
 
 
-def _duplicated_ngram_chars(words: list[str], n: int) -> int:
-    """Characters in n-grams that repeat an earlier n-gram (non-overlapping, as in datatrove)."""
-    seen: set[str] = set()
-    chars = i = 0
-    while i < len(words) - n + 1:
-        gram = "".join(words[i : i + n])
-        if gram in seen:
-            chars += len(gram)
-            i += n
+def duplicated_ngram_chars(
+    hashes: np.ndarray, lengths: np.ndarray, n: int, total: int = 1, frac: float = math.inf
+) -> int:
+    """Characters in n-grams that repeat an earlier n-gram (non-overlapping, as in datatrove).
+
+    The scan moves one word on, or ``n`` words past a duplicate, and remembers only the n-grams it
+    visits. It stops as soon as ``chars / total > frac`` (the rule has fired), so the count is then a
+    lower bound; with the default ``frac`` it is exact.
+    """
+    if hashes.size < 2:
+        return 0
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    if first.size == hashes.size:
+        return 0
+    inverse = inverse.reshape(-1)
+    first_seen = first[inverse]
+    repeats = np.flatnonzero(first_seen != np.arange(hashes.size))
+    # Only positions whose n-gram occurred earlier can be duplicates; every other visited position is a
+    # first occurrence and just gets remembered. A repeat is a duplicate if its first occurrence was
+    # visited (not skipped), or an earlier repeat of it was visited and remembered.
+    skipped = bytearray(hashes.size + n)
+    skip = b"\x01" * (n - 1)
+    remembered: set[int] = set()
+    chars = next_pos = 0
+    for pos, gram, first_pos, length in zip(
+        repeats.tolist(),
+        inverse[repeats].tolist(),
+        first_seen[repeats].tolist(),
+        lengths[repeats].tolist(),
+        strict=True,
+    ):
+        if pos < next_pos:
+            continue
+        if not skipped[first_pos] or gram in remembered:
+            chars += length
+            if chars / total > frac:
+                return chars
+            skipped[pos + 1 : pos + n] = skip
+            next_pos = pos + n
         else:
-            seen.add(gram)
-            i += 1
+            remembered.add(gram)
+            next_pos = pos + 1
     return chars
 
 
@@ -113,11 +208,17 @@ class GopherRepetitionFilter(Filter):
         words = split_words(text)
         # CJK "words" are single characters; a word is ~1.5-2 characters, so n word-grams ≈ 2n characters.
         scale, sep = (2, "") if is_cjk(text, doc.metadata.get("language")) else (1, " ")
+        top = NGramTable(words, sep, [n * scale for n, _ in p.top_n_grams])
         for n, frac in p.top_n_grams:
-            if _top_ngram_chars(words, n * scale, sep) / len(text) > frac:
+            if top_ngram_chars(*top.row(n * scale)) / len(text) > frac:
                 return f"gopher_top_{n}_gram"
+        # datatrove joins the words of duplicate n-grams without a separator.
+        dup = NGramTable(words, "", [n * scale for n, _ in p.dup_n_grams])
+        if not dup.any_repeated():
+            return None
         for n, frac in p.dup_n_grams:
-            if _duplicated_ngram_chars(words, n * scale) / len(text) > frac:
+            chars = duplicated_ngram_chars(*dup.row(n * scale), n * scale, len(text), frac)
+            if chars / len(text) > frac:
                 return f"gopher_dup_{n}_grams"
         return None
 
