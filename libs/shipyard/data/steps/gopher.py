@@ -5,15 +5,22 @@ words); for Chinese/Japanese documents the mean-word-length and stop-word rules 
 presuppose space-separated words (see ``words``). One deliberate difference from datatrove: the top
 n-gram rule only fires for n-grams that occur more than once (a unique n-gram is not a repetition, and
 datatrove's version rejects very short documents for it).
+
+The n-gram rules are the hot path of ingest. They compare n-grams as joined strings, exactly as the
+straightforward version (kept in ``tests/unit/data/test_quality.py`` as the oracle) did, but never build
+one string per position: short documents slice n-grams out of one joined string (``NGramStrings``),
+longer ones hash every n-gram of every n in one numpy pass (``NGramHashes``); repeated n-grams are
+found by sorting, and the duplicate scan only visits positions whose n-gram occurred before.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import math
 import re
 
 import numpy as np
-
 from pydantic import Field, field_validator, model_validator
 
 from shipyard.data.document import Document
@@ -25,7 +32,9 @@ __all__ = ["GopherQualityFilter", "GopherRepetitionFilter"]
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
-_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~—–…‘’“”«»、。，！？：；（）《》「」『』")
+# A word made only of these is punctuation; ``w.strip(_PUNCTUATION)`` is empty exactly then (one C call).
+_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~—–…‘’“”«»、。，！？：；（）《》「」『』"
+_STOP_WORD_STRIP = ".,;:!?\"'()"
 
 
 def _duplicates(items: list[str]) -> tuple[int, int]:
@@ -45,117 +54,159 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
 _BASE = np.uint64(0x9E3779B97F4A7C15)
 _LENGTH_MIX = np.uint64(0xBF58476D1CE4E5B9)
 _N_MIX = np.uint64(0x94D049BB133111EB)
+# Below this many words, slicing the n-gram strings out of the joined text beats numpy's fixed
+# per-call cost (measured: ~45 µs per document for the hash table); above it, hashing wins (4x at 350).
+HASH_MIN_WORDS = 64
+
+Groups = list[tuple[str, list[int]]]  # (separator, [n, ...]) per rule family
 
 
-class NGramTable:
-    """64-bit hashes and character lengths of the strings ``sep.join(words[i : i + n])``, for every
-    start ``i`` and each ``n`` in ``ns``, computed without building the strings.
-
-    The rules compare n-grams as *joined strings* (datatrove joins duplicate n-grams with ``""``, so
-    ``["a", "bc"]`` and ``["ab", "c"]`` count as equal); hashing word ids instead would change decisions.
-    So the joined text is hashed once with a polynomial prefix hash over its code points (mod 2**64):
-    ``P[j] = sum((c[k] + 1) * B**k for k < j)``; the substring ``[s, e)`` hashes to
-    ``(P[e] - P[s]) * B**(m - s)``, which is ``B**m`` times a position-independent polynomial, so equal
-    substrings hash equally wherever they occur. The length and ``n`` are mixed in as well. Two different
-    n-grams of a document collide with probability about 2**-64 per pair (a 10,000-word document has
-    ~5e7 pairs per n, so ~3e-12); a collision could only over-count repetition. Lengths come from
-    cumulative word lengths, equal to ``len(sep.join(...))``. All n's are done in one pass because the
-    per-call overhead of numpy, not the data, dominates on paragraph-sized documents.
-    """
-
-    def __init__(self, words: list[str], sep: str, ns: list[int]) -> None:
-        self.ns = ns
-        self._count = count = len(words)
-        word_lengths = np.fromiter(map(len, words), dtype=np.int64, count=count)
-        word_ends = np.cumsum(word_lengths + len(sep)) - len(sep)  # end offset of each word in ``joined``
-        word_starts = word_ends - word_lengths
-        joined = sep.join(words)
-        m = len(joined)
-        codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        powers = np.full(m + 1, _BASE, dtype=np.uint64)
-        powers[0] = 1
-        np.cumprod(powers, out=powers)  # B**k, wrapping mod 2**64 like all uint64 arithmetic here
-        prefix = np.zeros(m + 1, dtype=np.uint64)
-        # +1 so that a NUL character still changes the hash.
-        np.cumsum((codes + np.uint64(1)) * powers[:m], out=prefix[1:])
-        n_col = np.array(ns, dtype=np.int64).reshape(-1, 1)
-        last_word = np.minimum(np.arange(count) + (n_col - 1), count - 1)  # clipped past the last n-gram
-        ends = word_ends[last_word]
-        self.lengths = ends - word_starts
-        self.hashes = (prefix[ends] - prefix[word_starts]) * powers[m - word_starts]
-        self.hashes ^= self.lengths.astype(np.uint64) * _LENGTH_MIX ^ n_col.astype(np.uint64) * _N_MIX
-
-    def row(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(hash, character length) of each n-gram, in document order."""
-        r, size = self.ns.index(n), max(0, self._count - n + 1)
-        return self.hashes[r, :size], self.lengths[r, :size]
-
-    def any_repeated(self) -> bool:
-        """Whether any n-gram (of any of the n's) occurs twice; usually not, for prose and n >= 5."""
-        if not self._count:
-            return False
-        valid = np.arange(self._count) <= self._count - np.array(self.ns).reshape(-1, 1)
-        ordered = np.sort(self.hashes[valid])
-        return bool((ordered[1:] == ordered[:-1]).any())
-
-
-def top_ngram_chars(hashes: np.ndarray, lengths: np.ndarray) -> int:
-    """Characters covered by the most frequent n-gram, if it occurs more than once.
-
-    Ties go to the n-gram that occurs first, as ``Counter.most_common`` does.
-    """
-    if hashes.size < 2:
-        return 0
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-    top = int(counts.max())
-    if top < 2:
-        return 0
-    return int(lengths[first[counts == top].min()]) * top
-
-
-def duplicated_ngram_chars(
-    hashes: np.ndarray, lengths: np.ndarray, n: int, total: int = 1, frac: float = math.inf
+def _duplicate_walk(
+    repeats: list[int], firsts: list[int], lengths: list[int], n: int, total: int, frac: float
 ) -> int:
-    """Characters in n-grams that repeat an earlier n-gram (non-overlapping, as in datatrove).
+    """datatrove's duplicate n-gram scan, visiting only the positions whose n-gram occurred before.
 
     The scan moves one word on, or ``n`` words past a duplicate, and remembers only the n-grams it
-    visits. It stops as soon as ``chars / total > frac`` (the rule has fired), so the count is then a
-    lower bound; with the default ``frac`` it is exact.
+    visits. A visited position that is a first occurrence is just remembered; a repeat (at ``repeats``,
+    first seen at ``firsts``) is a duplicate if that first occurrence was visited, not skipped, or an
+    earlier repeat of it was visited and remembered. Stops once ``chars / total > frac``.
     """
-    if hashes.size < 2:
-        return 0
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    if first.size == hashes.size:
-        return 0
-    inverse = inverse.reshape(-1)
-    first_seen = first[inverse]
-    repeats = np.flatnonzero(first_seen != np.arange(hashes.size))
-    # Only positions whose n-gram occurred earlier can be duplicates; every other visited position is a
-    # first occurrence and just gets remembered. A repeat is a duplicate if its first occurrence was
-    # visited (not skipped), or an earlier repeat of it was visited and remembered.
-    skipped = bytearray(hashes.size + n)
+    skipped = bytearray(max(repeats, default=0) + n + 1)
     skip = b"\x01" * (n - 1)
-    remembered: set[int] = set()
+    remembered: set[int] = set()  # n-grams (named by their first position) remembered at a repeat
     chars = next_pos = 0
-    for pos, gram, first_pos, length in zip(
-        repeats.tolist(),
-        inverse[repeats].tolist(),
-        first_seen[repeats].tolist(),
-        lengths[repeats].tolist(),
-        strict=True,
-    ):
+    for pos, first, length in zip(repeats, firsts, lengths, strict=True):
         if pos < next_pos:
             continue
-        if not skipped[first_pos] or gram in remembered:
+        if not skipped[first] or first in remembered:
             chars += length
             if chars / total > frac:
-                return chars
+                break
             skipped[pos + 1 : pos + n] = skip
             next_pos = pos + n
         else:
-            remembered.add(gram)
+            remembered.add(first)
             next_pos = pos + 1
     return chars
+
+
+class NGramStrings:
+    """The n-gram strings ``sep.join(words[i : i + n])`` themselves, sliced from one joined string."""
+
+    def __init__(self, words: list[str], groups: Groups) -> None:
+        self._groups, self._joins, self._count = groups, {}, len(words)
+        for sep, _ in groups:
+            starts = list(itertools.accumulate([len(w) + len(sep) for w in words], initial=0))
+            self._joins[sep] = sep.join(words), starts, [s - len(sep) for s in starts[1:]]
+
+    def _grams(self, group: int, n: int) -> list[str]:
+        joined, starts, ends = self._joins[self._groups[group][0]]
+        return [joined[s:e] for s, e in zip(starts, ends[n - 1 :], strict=False)]
+
+    def any_repeated(self, group: int) -> bool:
+        """Whether any n-gram of the group occurs twice."""
+        ns = [n for n in self._groups[group][1] if n < self._count]  # a repeat needs two n-grams
+        return any(len(set(g)) < len(g) for g in map(self._grams, itertools.repeat(group), ns))
+
+    def top_chars(self, group: int, n: int) -> int:
+        """Characters covered by the most frequent n-gram, if it occurs more than once (ties: the first)."""
+        if n >= self._count:
+            return 0  # fewer than two n-grams
+        gram, top = collections.Counter(self._grams(group, n)).most_common(1)[0]
+        return len(gram) * top if top > 1 else 0
+
+    def duplicated_chars(self, group: int, n: int, total: int = 1, frac: float = math.inf) -> int:
+        """Characters in n-grams repeating an earlier one, non-overlapping; see ``_duplicate_walk``."""
+        grams = self._grams(group, n)
+        seen: dict[str, int] = {}
+        firsts = [seen.setdefault(g, i) for i, g in enumerate(grams)]
+        repeats = [i for i, f in enumerate(firsts) if f != i]
+        if not repeats:
+            return 0
+        return _duplicate_walk(
+            repeats, [firsts[i] for i in repeats], [len(grams[i]) for i in repeats], n, total, frac
+        )
+
+
+class NGramHashes:
+    """64-bit hashes and character lengths of the strings ``sep.join(words[i : i + n])``, for every start
+    ``i`` and every n of every group, computed in one numpy pass without building the strings.
+
+    The rules compare n-grams as *joined strings* (datatrove joins duplicate n-grams with ``""``, so
+    ``["a", "bc"]`` and ``["ab", "c"]`` count as equal); hashing word ids instead would change decisions.
+    So one string holding each separator's join is hashed with a polynomial prefix hash over its code
+    points (mod 2**64): ``P[j] = sum(c[k] * B**k for k < j)``; the substring ``[s, e)`` hashes to
+    ``(P[e] - P[s]) * B**(M - s)``, which is ``B**M`` times a position-independent polynomial, so equal
+    substrings hash equally wherever they occur. Length (so NULs count) and n are mixed in. Two n-grams
+    of a document collide with probability about 2**-64 per pair (a 10,000-word document has ~5e7 pairs
+    per n, so ~3e-12); a collision could only over-count repetition. Character lengths come from
+    cumulative word lengths, equal to ``len(sep.join(...))``.
+    """
+
+    def __init__(self, words: list[str], groups: Groups) -> None:
+        self._count = count = len(words)
+        seps = list(dict.fromkeys(sep for sep, _ in groups))
+        word_lengths = np.fromiter(map(len, words), dtype=np.int64, count=count)
+        bounds, joins, offset = [], [], 0  # each word's (start, end) in ``text``, per separator
+        for sep in seps:
+            joins.append(sep.join(words))
+            ends = np.cumsum(word_lengths + len(sep)) + (offset - len(sep))
+            bounds.append((ends - word_lengths, ends))
+            offset += len(joins[-1])
+        codes = np.frombuffer("".join(joins).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        powers = np.full(offset + 1, _BASE, dtype=np.uint64)
+        powers[0] = 1
+        np.cumprod(powers, out=powers)  # B**k, wrapping mod 2**64 like all uint64 arithmetic here
+        prefix = np.zeros(offset + 1, dtype=np.uint64)
+        np.cumsum(codes * powers[:offset], out=prefix[1:])
+        keys = [(g, n) for g, (_, ns) in enumerate(groups) for n in ns]
+        self._rows = {key: r for r, key in enumerate(keys)}
+        row_sep = np.array([seps.index(groups[g][0]) for g, _ in keys], dtype=np.intp).reshape(-1, 1)
+        n_col = np.array([n for _, n in keys], dtype=np.int64).reshape(-1, 1)
+        word_starts = np.stack([b[0] for b in bounds])[row_sep[:, 0]]  # (rows, words)
+        last_word = np.minimum(np.arange(count) + (n_col - 1), count - 1)  # clipped past the last n-gram
+        ends = np.stack([b[1] for b in bounds])[row_sep, last_word]
+        self._lengths = ends - word_starts
+        self._hashes = (prefix[ends] - prefix[word_starts]) * powers[offset - word_starts]
+        self._hashes ^= self._lengths.astype(np.uint64) * _LENGTH_MIX ^ n_col.astype(np.uint64) * _N_MIX
+        self._valid = np.arange(count) <= count - n_col
+
+    def row(self, group: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(hash, character length) of the n-gram at each start, in document order."""
+        r, size = self._rows[group, n], max(0, self._count - n + 1)
+        return self._hashes[r, :size], self._lengths[r, :size]
+
+    def any_repeated(self, group: int) -> bool:
+        """Whether any n-gram of the group occurs twice (one sort for all its n's)."""
+        rows = [r for (g, _), r in self._rows.items() if g == group]
+        ordered = np.sort(self._hashes[rows][self._valid[rows]])
+        return bool((ordered[1:] == ordered[:-1]).any())
+
+    def top_chars(self, group: int, n: int) -> int:
+        """Characters covered by the most frequent n-gram, if it occurs more than once (ties: the first)."""
+        hashes, lengths = self.row(group, n)
+        if hashes.size < 2:
+            return 0
+        _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+        top = int(counts.max())
+        return int(lengths[first[counts == top].min()]) * top if top > 1 else 0
+
+    def duplicated_chars(self, group: int, n: int, total: int = 1, frac: float = math.inf) -> int:
+        """Characters in n-grams repeating an earlier one, non-overlapping; see ``_duplicate_walk``."""
+        hashes, lengths = self.row(group, n)
+        _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        if first.size == hashes.size:
+            return 0
+        firsts = first[inverse.reshape(-1)]
+        repeats = np.flatnonzero(firsts != np.arange(hashes.size))
+        return _duplicate_walk(
+            repeats.tolist(), firsts[repeats].tolist(), lengths[repeats].tolist(), n, total, frac
+        )
+
+
+def ngrams(words: list[str], groups: Groups) -> NGramStrings | NGramHashes:
+    """The cheaper representation of the n-grams of ``words``; both give the same answers."""
+    return NGramHashes(words, groups) if len(words) >= HASH_MIN_WORDS else NGramStrings(words, groups)
 
 
 def _fractions(pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -208,17 +259,16 @@ class GopherRepetitionFilter(Filter):
         words = split_words(text)
         # CJK "words" are single characters; a word is ~1.5-2 characters, so n word-grams ≈ 2n characters.
         scale, sep = (2, "") if is_cjk(text, doc.metadata.get("language")) else (1, " ")
-        top = NGramTable(words, sep, [n * scale for n, _ in p.top_n_grams])
-        for n, frac in p.top_n_grams:
-            if top_ngram_chars(*top.row(n * scale)) / len(text) > frac:
-                return f"gopher_top_{n}_gram"
         # datatrove joins the words of duplicate n-grams without a separator.
-        dup = NGramTable(words, "", [n * scale for n, _ in p.dup_n_grams])
-        if not dup.any_repeated():
+        top_ns, dup_ns = [n * scale for n, _ in p.top_n_grams], [n * scale for n, _ in p.dup_n_grams]
+        grams = ngrams(words, [(sep, top_ns), ("", dup_ns)])
+        for n, frac in p.top_n_grams:
+            if grams.top_chars(0, n * scale) / len(text) > frac:
+                return f"gopher_top_{n}_gram"
+        if not grams.any_repeated(1):
             return None
         for n, frac in p.dup_n_grams:
-            chars = duplicated_ngram_chars(*dup.row(n * scale), n * scale, len(text), frac)
-            if chars / len(text) > frac:
+            if grams.duplicated_chars(1, n * scale, len(text), frac) / len(text) > frac:
                 return f"gopher_dup_{n}_grams"
         return None
 
@@ -257,6 +307,16 @@ class GopherQualityFilter(Filter):
         super().__init__(params)
         self._stop_words = frozenset(w.lower() for w in self.params.stop_words)
 
+    def _has_stop_words(self, words: list[str], at_least: int) -> bool:
+        """Whether ``words`` hold ``at_least`` stop words; stops reading at the last one needed."""
+        if at_least <= 0:
+            return True
+        stripped = (w.lower().strip(_STOP_WORD_STRIP) for w in words)
+        return (
+            next(itertools.islice(filter(self._stop_words.__contains__, stripped), at_least - 1, None), None)
+            is not None
+        )
+
     def reject(self, doc: Document) -> str | None:
         p = self.params
         text = doc.text
@@ -264,13 +324,13 @@ class GopherQualityFilter(Filter):
         if not words:
             return "gopher_short_doc"
         cjk = is_cjk(text, doc.metadata.get("language"))
-        content = [w for w in words if not all(c in _PUNCTUATION for c in w)]
+        content = [w for w in words if w.strip(_PUNCTUATION)]
         if len(content) < p.min_doc_words:
             return "gopher_short_doc"
         if len(content) > p.max_doc_words:
             return "gopher_long_doc"
         if not cjk:
-            mean = sum(len(w) for w in content) / len(content)
+            mean = sum(map(len, content)) / len(content)
             if mean < p.min_avg_word_length or mean > p.max_avg_word_length:
                 return "gopher_mean_word_length"
         if max(text.count("#"), text.count("...") + text.count("…")) / len(words) > p.max_symbol_word_ratio:
@@ -285,15 +345,11 @@ class GopherQualityFilter(Filter):
         # One word per CJK character makes punctuation look ~1.5x denser than in space-separated text, so
         # for CJK the ratio is taken over words that are not pure punctuation (digits, symbols remain).
         counted = content if cjk else words
-        alpha = sum(any(c.isalpha() for c in w) for w in counted)
+        alpha = sum(w.isalpha() or any(map(str.isalpha, w)) for w in counted)
         if alpha / len(counted) < p.min_alpha_words_ratio:
             return "gopher_alpha_words"
         language = doc.metadata.get("language")
         stop_rule = p.stop_words_language is None or language in (None, p.stop_words_language)
-        if (
-            stop_rule
-            and not cjk
-            and sum(w.lower().strip(".,;:!?\"'()") in self._stop_words for w in words) < p.min_stop_words
-        ):
+        if stop_rule and not cjk and not self._has_stop_words(words, p.min_stop_words):
             return "gopher_stop_words"
         return None

@@ -30,5 +30,5 @@ def is_cjk(text: str, language: object = None) -> bool:
     if isinstance(language, str) and language:
         return language.split("-")[0].lower() in CJK_LANGUAGES
     sample = text[:2000]
-    letters = sum(1 for c in sample if c.isalpha())
+    letters = sum(map(str.isalpha, sample))  # map: no Python-level loop per character
     return letters > 0 and len(_CJK.findall(sample)) / letters > 0.3
