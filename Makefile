@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 # torch.distributed bind every interface otherwise, and no test may reach beyond 127.0.0.0/8.
 ISOLATE := $(shell unshare -n true 2>/dev/null && echo "unshare -n")
 
-.PHONY: quickstart test lint protos check-protos lock clean
+.PHONY: quickstart test lint protos crds lock clean
 
 $(STAMP):
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python tools/gen_protos.py --check
+	$(BIN)/python tools/gen_crds.py --check
 
 test: lint
 ifeq ($(ISOLATE),)
@@ -51,6 +52,9 @@ endif
 
 protos: $(STAMP)
 	$(BIN)/python tools/gen_protos.py
+
+crds: $(STAMP)
+	$(BIN)/python tools/gen_crds.py
 
 # Refresh constraints.txt from a fresh resolution of every extra (torch pinned to the CPU build).
 lock:

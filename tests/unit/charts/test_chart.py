@@ -196,8 +196,7 @@ def test_namespace_scope_uses_a_role_and_secrets_only_by_name(chart: helm.Chart)
     (deploy,) = [
         o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "shipyard-operator"
     ]
-    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["SHIPYARD_OPERATOR_NAMESPACE"] == "ml"
+    assert "--namespace=ml" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
     for obj in objects:
         if not obj["apiVersion"].startswith("kopf.dev/"):
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
@@ -332,5 +331,8 @@ def test_operator_config_map_is_what_the_operator_loads(chart: helm.Chart, tmp_p
     assert config.ray_head_memory == "8Gi" and config.job_ttl_seconds_after_finished == 600
     (deploy,) = [o for o in _of(objects, "Deployment") if o["metadata"]["name"] == "shipyard-operator"]
     pod = deploy["spec"]["template"]["spec"]
-    assert pod["containers"][0]["command"][-2:] == ["--config", "/etc/shipyard/operator.yaml"]
+    assert pod["containers"][0]["command"] == ["python", "-m", "shipyard_operator"]
+    args = pod["containers"][0]["args"]
+    assert args[-2:] == ["--config", "/etc/shipyard/operator.yaml"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in args and "--peering=shipyard" in args
     assert {"name": "config", "configMap": {"name": "shipyard-operator"}} in pod["volumes"]
