@@ -12,6 +12,7 @@ import logging
 import sys
 
 import kopf
+
 from shipyard.errors import ShipyardError
 from shipyard_operator.config import load_operator_config
 from shipyard_operator.handlers import build_registry, configure

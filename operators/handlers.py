@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 import kopf
+
 from shipyard.errors import ShipyardError, Unavailable
 from shipyard_operator import contract
 from shipyard_operator.apply import ApplyResult

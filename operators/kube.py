@@ -13,6 +13,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+
 from shipyard.errors import ShipyardError, Unavailable
 
 # kind -> plural, for the objects the operator reads or writes.

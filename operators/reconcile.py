@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
 from shipyard.errors import from_pydantic
 from shipyard.resources.evaluation_job import EvaluationJob
 from shipyard.resources.model_deployment import ModelDeployment

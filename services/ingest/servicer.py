@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
+
 from shipyard.api.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 from shipyard.data.executor.runner import IngestResult, ProgressUpdate
 from shipyard.jobs.manager import JobManager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
+
 from shipyard.api.v1 import common_pb2, training_pb2, training_pb2_grpc
 from shipyard.jobs.manager import JobManager
 from shipyard.training.trainer import TrainingProgress, TrainingResult

@@ -16,6 +16,7 @@ import yaml
 
 kopf = pytest.importorskip("kopf")
 from kopf.testing import KopfRunner  # noqa: E402
+
 from shipyard_operator.config import OperatorConfig  # noqa: E402
 from shipyard_operator.handlers import build_registry, configure  # noqa: E402
 from shipyard_operator.kube import KubeClient, load_api_client, object_path  # noqa: E402

@@ -7,8 +7,8 @@ import pathlib
 import pytest
 import yaml
 from click.testing import CliRunner
-from shipyard.cli.main import cli
 
+from shipyard.cli.main import cli
 from tests.integration.ingest_fixtures import build_corpus, job
 
 pytestmark = pytest.mark.integration

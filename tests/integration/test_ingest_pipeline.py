@@ -13,12 +13,12 @@ import time
 
 import pytest
 import yaml
+
 from shipyard.data.executor.runner import run_ingest
 from shipyard.data.manifest import open_token_shard, read_manifest
 from shipyard.data.steps.writers import read_documents
 from shipyard.errors import Cancelled, NotFound
 from shipyard.storage.local import LocalStorage
-
 from tests.integration.ingest_fixtures import build_corpus, job
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,18 @@ def test_crashed_run_resumes_without_redoing_or_duplicating(
         yaml.safe_dump(job(str(corpus), str(out), steps=steps).model_dump(mode="json", by_alias=True))
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shipyard", "ingest", "run", "-f", str(spec_file), "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "shipyard",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "ingest",
+            "run",
+            "-f",
+            str(spec_file),
+        ]
+        + ["--workers", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

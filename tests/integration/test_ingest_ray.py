@@ -5,11 +5,11 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+
 from shipyard.data.executor.runner import run_ingest
 from shipyard.data.manifest import read_manifest
 from shipyard.data.steps.writers import read_documents
 from shipyard.storage.local import LocalStorage
-
 from tests.fixtures.ray import needs_loopback_netns
 from tests.integration.ingest_fixtures import build_corpus, job
 

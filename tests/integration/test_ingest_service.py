@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from shipyard.api.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 from shipyard.data.jobs import ingest_job_manager
 from shipyard.jobs.manager import JobManager
@@ -23,7 +24,6 @@ from shipyard.rpc.server import ServerOptions, build_server
 from shipyard.storage.uri import from_local_path
 from shipyard.wire.ingest import spec_to_pb
 from shipyard_services.ingest.servicer import IngestServicer
-
 from tests.integration.ingest_fixtures import build_corpus, job
 
 pytestmark = pytest.mark.integration

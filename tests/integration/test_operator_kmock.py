@@ -21,6 +21,7 @@ import pytest
 kopf = pytest.importorskip("kopf")
 kmock = pytest.importorskip("kmock")
 from kopf.testing import KopfRunner  # noqa: E402
+
 from shipyard_operator.config import OperatorConfig  # noqa: E402
 from shipyard_operator.handlers import build_registry, configure  # noqa: E402
 from shipyard_operator.kube import KubeClient, load_api_client, object_path  # noqa: E402

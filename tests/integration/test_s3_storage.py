@@ -7,10 +7,10 @@ import os
 import socket
 
 import pytest
+
 from shipyard.errors import InvalidArgument, NotFound, Unavailable
 from shipyard.storage import ObjectInfo, join, open_storage
 from shipyard.storage.s3 import S3Storage
-
 from tests.fixtures.s3 import S3TestEnv
 
 pytestmark = pytest.mark.integration

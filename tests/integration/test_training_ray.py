@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+
 from shipyard.errors import Cancelled, DeadlineExceeded
 from shipyard.models import ModelRegistry
 from shipyard.storage import from_local_path, join, parse
@@ -22,7 +23,6 @@ from shipyard.storage.local import LocalStorage
 from shipyard.training.checkpoint import CheckpointStore
 from shipyard.training.metrics import MetricsLog
 from shipyard.training.trainer import TrainingProgress, TrainingResult, run_training
-
 from tests.fixtures.ray import needs_loopback_netns
 from tests.integration.training_fixtures import build_dataset, training_job
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+
 from shipyard.api.v1 import common_pb2, training_pb2, training_pb2_grpc
 from shipyard.jobs.manager import JobManager
 from shipyard.models.registry import ModelRegistry
@@ -18,7 +19,6 @@ from shipyard.storage.uri import from_local_path
 from shipyard.training.jobs import training_job_manager
 from shipyard.wire.training import spec_to_pb
 from shipyard_services.training.servicer import TrainingServicer
-
 from tests.fixtures.ray import needs_loopback_netns
 from tests.integration.training_fixtures import build_dataset, training_job
 

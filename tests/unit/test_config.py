@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+
 from shipyard import envs
 from shipyard.config import ShipyardConfig, describe, documented_defaults, load_config
 from shipyard.errors import InvalidArgument

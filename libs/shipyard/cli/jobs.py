@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from shipyard.cli import display
+from shipyard.cli.get import _age
 from shipyard.cli.main import CliContext
 from shipyard.storage.routing import RoutingStorage
 from shipyard.storage.uri import join
@@ -41,9 +42,3 @@ def jobs(obj: CliContext, kind: str | None) -> None:
     display.out.print(table)
 
 
-def _age(delta: object) -> str:
-    seconds = int(delta.total_seconds())  # type: ignore[attr-defined]
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

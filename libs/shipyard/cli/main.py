@@ -63,6 +63,7 @@ def config_cmd(obj: CliContext) -> None:
 
 def _register() -> None:
     from shipyard.cli.apply import apply
+    from shipyard.cli.get import get
     from shipyard.cli.ingest import ingest
     from shipyard.cli.ingest_remote import COMMANDS as INGEST_REMOTE
     from shipyard.cli.jobs import jobs
@@ -75,6 +76,7 @@ def _register() -> None:
     cli.add_command(train)
     cli.add_command(jobs)
     cli.add_command(apply)
+    cli.add_command(get)
     cli.add_command(up)
 
 

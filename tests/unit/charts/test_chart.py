@@ -17,8 +17,8 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-from shipyard_operator.config import load_operator_config
 
+from shipyard_operator.config import load_operator_config
 from tests.unit.resources.crd_apiserver import admit
 
 CHART = pathlib.Path(__file__).resolve().parents[3] / "charts" / "shipyard"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from shipyard.data.step import ShardContext
 from shipyard.storage import LocalStorage, from_local_path
 

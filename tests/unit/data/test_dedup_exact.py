@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+
 from shipyard.data.dedup.exact import ExactDedup
 from shipyard.data.dedup.inprocess import run_global_step
 from shipyard.data.document import Document
 from shipyard.errors import FailedPrecondition
 from shipyard.storage.local import LocalStorage
-
 from tests.unit.data.test_dedup_planted import planted_corpus, split_shards
 
 

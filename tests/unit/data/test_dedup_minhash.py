@@ -8,13 +8,13 @@ import pathlib
 import numpy as np
 import pydantic
 import pytest
+
 from shipyard.data.dedup.clustering import components
 from shipyard.data.dedup.inprocess import run_global_step
 from shipyard.data.dedup.minhash import MinHashDedup
 from shipyard.data.document import Document
 from shipyard.data.registry import step_class
 from shipyard.storage.local import LocalStorage
-
 from tests.unit.data.test_dedup_planted import planted_corpus, split_shards
 
 

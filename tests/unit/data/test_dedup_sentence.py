@@ -9,7 +9,6 @@ from shipyard.data.dedup.inprocess import run_global_step
 from shipyard.data.dedup.sentence import SentenceDedup, split_units
 from shipyard.data.document import Document
 from shipyard.storage.local import LocalStorage
-
 from tests.unit.data.test_dedup_planted import split_shards
 
 

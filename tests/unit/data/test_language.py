@@ -9,6 +9,7 @@ import time
 
 import pytest
 from pydantic import ValidationError
+
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.language import LanguageId

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from shipyard.data.manifest import (
     DatasetManifest,
     TokenizerRef,

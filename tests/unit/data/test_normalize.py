@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.normalize import Normalize

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.gopher import NGramHashes, NGramStrings

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
+
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.readers import InputSpec, make_reader
 from shipyard.errors import InvalidArgument, NotFound

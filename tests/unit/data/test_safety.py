@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 from pydantic import ValidationError
+
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.safety import PiiRedact, UnsafeContentFilter

@@ -7,6 +7,7 @@ import random
 
 import pytest
 from pydantic import ValidationError
+
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.readers import InputSpec, make_reader

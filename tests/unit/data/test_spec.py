@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from shipyard.data.spec import build_steps, load_job_file, parse_job, parse_spec
 from shipyard.errors import InvalidArgument
 

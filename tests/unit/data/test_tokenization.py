@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from transformers import AutoTokenizer
+
 from shipyard.data.document import Document
 from shipyard.data.step import GlobalContext, ShardContext
 from shipyard.data.tokenization.hf_tokenizer import load_hf_tokenizer, load_tokenizer
@@ -27,7 +29,6 @@ from shipyard.data.tokenization.train import (
 )
 from shipyard.errors import InvalidArgument, NotFound, from_pydantic
 from shipyard.storage import LocalStorage, from_local_path, join
-from transformers import AutoTokenizer
 
 Outputs = list[tuple[str, str, dict[str, Any]]]
 VOCAB = 2000

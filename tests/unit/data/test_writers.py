@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from shipyard.data.document import Document
 from shipyard.data.step import ShardContext
 from shipyard.data.steps.writers import WriteDocuments, read_documents

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from shipyard.errors import Cancelled, FailedPrecondition, InvalidArgument, ResourceExhausted
 from shipyard.jobs.manager import JobManager
 from shipyard.lifecycle import JobState

@@ -7,6 +7,7 @@ import pathlib
 import threading
 
 import pytest
+
 from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.models import Lineage, ModelRegistry, parse_model_ref
 from shipyard.storage import LocalStorage, from_local_path, join

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from shipyard.resources.evaluation_job import EvaluationJob
 from shipyard.resources.model_deployment import ModelDeployment
 from shipyard.training.spec import TrainingJob

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from shipyard.lifecycle import JobState
 from shipyard.resources import status
 from shipyard.resources.crd import KINDS, crd, kopf_peering_crds
-
 from tests.unit.resources.crd_apiserver import openapi_schema, schema_errors, structural_violations
 
 ALL_KINDS = sorted(KINDS)

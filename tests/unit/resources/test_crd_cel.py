@@ -10,13 +10,13 @@ import itertools
 from typing import Any
 
 import pytest
+
 from shipyard.resources.crd import crd
 from shipyard.resources.crd_cel import rules_for
 from shipyard.resources.evaluation_job import EvaluationJobSpec
 from shipyard.resources.model_deployment import Autoscaling
 from shipyard.resources.references import ModelSource
 from shipyard.training.spec import TrainingJobSpec
-
 from tests.unit.resources.crd_apiserver import admit
 from tests.unit.resources.test_crd_examples import pydantic_errors
 

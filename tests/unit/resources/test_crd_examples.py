@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
+
 from shipyard.errors import InvalidArgument, from_pydantic
 from shipyard.resources.crd import KINDS, crd
 from shipyard.resources.evaluation_job import EvaluationJob
 from shipyard.resources.model_deployment import ModelDeployment
 from shipyard.training.spec import parse_training_job
-
 from tests.unit.resources.crd_apiserver import admit
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"

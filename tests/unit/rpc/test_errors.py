@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+
 from shipyard import errors
 from shipyard.errors import Code, FieldViolation
 from shipyard.rpc.errors import GRPC_CODES, from_rpc_error, to_status

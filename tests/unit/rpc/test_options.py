@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from shipyard.errors import InvalidArgument
 from shipyard.rpc import ClientOptions, ServerOptions
 from shipyard.rpc.client import channel_options

@@ -6,6 +6,7 @@ import os
 import pathlib
 
 import pytest
+
 from shipyard.errors import NotFound
 from shipyard.storage import LocalStorage, ObjectInfo, from_local_path, join
 

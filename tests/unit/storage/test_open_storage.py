@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+
 from shipyard.config import StorageConfig
 from shipyard.errors import InvalidArgument
 from shipyard.storage import LocalStorage, open_storage

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import botocore.exceptions
 import pytest
+
 from shipyard.errors import Internal, NotFound, PermissionDenied, ShipyardError, Unauthenticated, Unavailable
 from shipyard.storage.s3 import _translated
 

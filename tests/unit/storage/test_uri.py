@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from shipyard.errors import InvalidArgument
 from shipyard.storage import basename, from_local_path, join, normalize, parent, parse
 

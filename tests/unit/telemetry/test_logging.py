@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
+
 from shipyard.errors import InvalidArgument
 from shipyard.telemetry import configure_logging, create_tracer_provider
 

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+
 from shipyard.errors import InvalidArgument, Unavailable
 from shipyard.telemetry import PrometheusMetrics, RpcServerMetrics, TelemetryOptions
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from shipyard.telemetry import create_tracer_provider, current_trace_ids, tracer
 
 

@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+
 from shipyard.data.manifest import DatasetManifest, TokenizerRef, TokenShard, read_manifest, write_manifest
 from shipyard.errors import InvalidArgument
 from shipyard.storage import from_local_path

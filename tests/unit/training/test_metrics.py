@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+
 from shipyard.storage import from_local_path
 from shipyard.storage.local import LocalStorage
 from shipyard.training.metrics import MetricsLog, StepMetrics, mfu

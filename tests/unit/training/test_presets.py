@@ -6,6 +6,8 @@ import pathlib
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
 from shipyard.errors import InvalidArgument
 from shipyard.training.presets import (
     DEFAULT_CPU_PEAK_FLOPS,
@@ -16,7 +18,6 @@ from shipyard.training.presets import (
     parameter_count,
     peak_flops,
 )
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 TINY_VOCAB = 8192
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from shipyard.training.schedule import make_scheduler
 from shipyard.training.spec import HyperParameters
 

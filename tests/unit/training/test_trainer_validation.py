@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+
 from shipyard.errors import InvalidArgument, NotFound
 from shipyard.storage import from_local_path
 from shipyard.training.spec import parse_training_job

@@ -1,0 +1,101 @@
+"""``shipyard get KIND``: resources run here, in the same columns as ``kubectl get`` shows for the CRD.
+
+The columns come from the generated CRD's ``additionalPrinterColumns`` (one source of truth), evaluated
+on the resource as a cluster would hold it (``spec`` + ``status``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.table import Table
+
+from shipyard.cli import display
+from shipyard.cli.main import CliContext
+from shipyard.errors import InvalidArgument
+from shipyard.lifecycle import JobState
+from shipyard.resources.crd import KINDS, crd
+from shipyard.storage.routing import RoutingStorage
+from shipyard.storage.uri import join
+
+# Kinds that run in embedded mode, and where their records live.
+_LOCAL = {"TrainingJob": "training"}
+
+
+def _kind(name: str) -> str:
+    for kind, k in KINDS.items():
+        if name.lower() in {kind.lower(), k.plural, k.short_name, k.plural.rstrip("s")}:
+            return kind
+    valid = sorted({k.plural for k in KINDS.values()} | {k.short_name for k in KINDS.values()})
+    raise InvalidArgument.field("kind", f"unknown resource kind {name!r}; one of {', '.join(valid)}")
+
+
+@click.command("get")
+@click.argument("kind")
+@click.pass_obj
+def get(obj: CliContext, kind: str) -> None:
+    """List resources of KIND (trainingjobs, tj, ...) run here, with kubectl's columns."""
+    kind = _kind(kind)
+    if kind not in _LOCAL:
+        display.out.print(f"No {KINDS[kind].plural} run in embedded mode yet; use kubectl on a cluster.")
+        return
+    columns = crd(kind)["spec"]["versions"][0].get("additionalPrinterColumns", [])
+    table = Table(box=None)
+    table.add_column("NAME")
+    for col in columns:
+        table.add_column(col["name"].upper())
+    storage = RoutingStorage(obj.config.storage)
+    items = _resources(storage, obj.config.storage.root, kind)
+    for item in sorted(items, key=lambda r: r["metadata"]["name"]):
+        table.add_row(item["metadata"]["name"], *(_cell(item, col) for col in columns))
+    display.out.print(table)
+
+
+def _resources(storage: RoutingStorage, root: str, kind: str) -> list[dict[str, Any]]:
+    from shipyard.training.status import training_status
+
+    items = []
+    for obj in storage.list(join(root, "jobs", _LOCAL[kind])):
+        if obj.uri.endswith(".json"):
+            record = json.loads(storage.read_text(obj.uri))
+            status = training_status(JobState(record["state"]), record)
+            items.append(
+                {
+                    "metadata": {"name": record["name"], "creationTimestamp": record["createTime"]},
+                    "spec": _camel(record["spec"]),
+                    "status": status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                }
+            )
+    return items
+
+
+def _camel(value: Any) -> Any:
+    from pydantic.alias_generators import to_camel
+
+    if isinstance(value, dict):
+        return {to_camel(k): _camel(v) for k, v in value.items()}
+    return value
+
+
+def _cell(item: dict[str, Any], column: dict[str, Any]) -> str:
+    value: Any = item
+    for part in column["jsonPath"].lstrip(".").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return ""
+    if column.get("type") == "date":
+        return _age(datetime.now(UTC) - datetime.fromisoformat(str(value)))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _age(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
