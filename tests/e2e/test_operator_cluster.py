@@ -1,7 +1,8 @@
 """The operator against a real cluster: runs only when SHIPYARD_E2E_KUBECONFIG names a kubeconfig.
 
 Installs the Shipyard CRDs (and a minimal ``ray.io/v1`` RayJob CRD when KubeRay is absent), runs the
-operator in-process, creates a TrainingJob and checks the RayJob it gets. Skipped (not passed) otherwise.
+operator in-process, creates a TrainingJob and checks the RayJob it gets, and checks that the API server
+rejects the invalid example manifests the unit tests reject. Skipped (not passed) otherwise.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from kopf.testing import KopfRunner  # noqa: E402
 
 from shipyard_operator.config import OperatorConfig  # noqa: E402
 from shipyard_operator.handlers import build_registry, configure  # noqa: E402
-from shipyard_operator.kube import KubeClient, load_api_client, object_path  # noqa: E402
+from shipyard_operator.kube import ApiError, KubeClient, load_api_client, object_path  # noqa: E402
 from shipyard_operator.reconcile import Reconciler  # noqa: E402
+from tests.unit.resources.test_crd_examples import INVALID, _broken  # noqa: E402
 
 KUBECONFIG = os.environ.get("SHIPYARD_E2E_KUBECONFIG")  # test harness input, not library configuration
 pytestmark = [
@@ -103,3 +105,19 @@ def test_training_job_becomes_a_ray_job_on_a_real_cluster() -> None:
             assert ray["metadata"]["ownerReferences"][0]["kind"] == "TrainingJob"
     finally:
         client.request("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+@pytest.mark.parametrize(("kind", "path", "value", "k8s_path", "pydantic_path"), INVALID)
+def test_api_server_rejects_invalid_manifests_naming_the_field(
+    kind: str, path: str, value: object, k8s_path: str, pydantic_path: str | None
+) -> None:
+    """The generated schema + CEL rules, enforced by a real API server, reject what pydantic rejects."""
+    client = KubeClient(load_api_client(KUBECONFIG))
+    for file in sorted(CRDS.glob("*.yaml")):
+        _ensure(client, yaml.safe_load(file.read_text()))
+    doc = _broken(kind, path, value)
+    doc["metadata"].setdefault("namespace", "default")
+    with pytest.raises(ApiError) as exc:
+        client.request("POST", object_path("shipyard.dev/v1alpha1", kind, "default"), doc)
+    assert exc.value.status == 422
+    assert k8s_path.split(".")[-1] in str(exc.value)
