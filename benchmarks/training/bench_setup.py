@@ -160,6 +160,7 @@ def model_figures(cfg: BenchConfig) -> dict[str, float]:
 
 def build_trainee(cfg: BenchConfig, *, rank: int, world: int) -> Trainee:
     import torch
+
     from shipyard.training.data_loader import ResumableLoader
     from shipyard.training.model_init import init_model
     from shipyard.training.presets import flops_per_token, parameter_count
