@@ -94,7 +94,8 @@ def _to_doc(task: TaskSpec, raw: Mapping[str, Any] | str) -> dict[str, Any]:
     missing = [f"{name!r} (from {src!r})" for name, src in task.fields.items() if raw.get(src) is None]
     if missing:
         raise MalformedRow(f"missing field {', '.join(missing)}")
-    doc: dict[str, Any] = {name: raw[src] for name, src in task.fields.items()}
+    # Unmapped keys ride along so processors can use optional columns (hellaswag's ctx_a/ctx_b).
+    doc: dict[str, Any] = {**raw, **{name: raw[src] for name, src in task.fields.items()}}
     if task.process is not None:
         doc = PROCESSORS[task.process](doc)
     if task.output_type is OutputType.MULTIPLE_CHOICE:
@@ -103,7 +104,8 @@ def _to_doc(task: TaskSpec, raw: Mapping[str, Any] | str) -> dict[str, Any]:
 
 
 def _check_choices(task: TaskSpec, doc: Mapping[str, Any]) -> None:
-    choices = task.doc_to_choice if isinstance(task.doc_to_choice, tuple) else doc.get(task.doc_to_choice or "")
+    literal = task.doc_to_choice
+    choices = literal if isinstance(literal, tuple) else doc.get(literal or "choices")
     if not isinstance(choices, list | tuple) or len(choices) < 2:
         raise MalformedRow("needs at least two choices")
     gold = doc.get(task.gold_field)

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["exact_match", "extract_answer", "mc2_true_mass", "mc_accuracy", "mean_and_stderr", "pass_at_k"]
+__all__ = [
+    "exact_match",
+    "extract_answer",
+    "mc2_true_mass",
+    "mc_accuracy",
+    "mean_and_stderr",
+    "pass_at_k",
+    "strip_patterns",
+]
 
 
 def mc_accuracy(logprobs: Sequence[float], choices: Sequence[str], gold: int) -> tuple[float, float]:
@@ -61,13 +69,19 @@ def extract_answer(text: str, pattern: str, *, group_select: int = 0, fallback: 
     return match.strip()
 
 
+def strip_patterns(text: str, regexes_to_ignore: Sequence[str]) -> str:
+    """``text`` with each regex's matches deleted, in order (exact_match's normalization)."""
+    for pattern in regexes_to_ignore:
+        text = re.sub(pattern, "", text)
+    return text
+
+
 def exact_match(
     prediction: str, reference: str, *, ignore_case: bool = False, regexes_to_ignore: Sequence[str] = ()
 ) -> float:
     """1.0 if equal after deleting each regex's matches (in order) and optionally lower-casing."""
-    for pattern in regexes_to_ignore:
-        prediction = re.sub(pattern, "", prediction)
-        reference = re.sub(pattern, "", reference)
+    prediction = strip_patterns(prediction, regexes_to_ignore)
+    reference = strip_patterns(reference, regexes_to_ignore)
     if ignore_case:
         prediction, reference = prediction.lower(), reference.lower()
     return float(prediction == reference)

@@ -142,7 +142,8 @@ class SampleRecord:
     """What the report shows for one sample.
 
     ``correct`` is None when the task has no automatic judgement (``needs_judge``) or the sample failed.
-    ``extra`` carries per-metric values and details (choice log-likelihoods, pass@k, sandbox status).
+    ``extra`` carries details (choice log-likelihoods, extracted answers, sandbox statuses) and, under
+    ``"metrics"``, this sample's value of each metric (what group scores are computed from).
     """
 
     sample_id: str
@@ -156,10 +157,11 @@ class SampleRecord:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """Metrics of one task: mean per metric and its standard error (sample stddev / sqrt(n)).
+    """Metrics of one task (or group): mean per metric and its standard error (sample stddev / sqrt(n)).
 
-    ``num_failed`` samples (backend errors) are excluded from the metrics; ``needs_judge`` means the
-    metrics are empty until a judge scores the predictions (MT-bench).
+    ``num_samples`` counts scored samples; ``num_failed`` samples (backend errors) are excluded from the
+    metrics. ``needs_judge`` means the metrics are empty until a judge scores the predictions (MT-bench).
+    ``primary_metric`` is the one dimension summaries use; ``group`` names the group a subtask belongs to.
     """
 
     task: str
@@ -168,5 +170,7 @@ class TaskResult:
     num_samples: int
     num_failed: int = 0
     needs_judge: bool = False
+    primary_metric: str = ""
     dimensions: tuple[Dimension, ...] = ()
+    group: str | None = None
     records: tuple[SampleRecord, ...] = ()

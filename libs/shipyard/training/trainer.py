@@ -193,7 +193,12 @@ class _Run:
         res = spec.resources
         owns_ray = not ray.is_initialized()
         if owns_ray:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            # Ray starts workers at nice 15 by default; training workers are the point of the job.
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "_system_config": {"worker_niceness": 0},
+            }
             if ray_address:
                 kwargs["address"] = ray_address
             else:

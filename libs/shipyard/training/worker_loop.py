@@ -42,6 +42,7 @@ from shipyard.training.strategies import Engine, make_engine
 __all__ = ["WorkerPlan", "train_worker"]
 
 _STOP_CODES = {None: 0, "cancel": 1, "deadline": 2}
+_STOP_NAMES = {code: name for name, code in _STOP_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class _Worker:
         self.store = CheckpointStore(self.storage, plan.checkpoint_uri, keep=self.spec.checkpoint.keep)
         self.device = ray.train.torch.get_device()
         self.log = MetricsLog(self.storage, uris.join(plan.checkpoint_uri, METRICS_FILE), tmp / METRICS_FILE)
+        self._stop_ref: Any = None  # rank 0: the stop-flag request in flight
+        self._stop_seen = 0
 
     def run(self) -> None:
         hp = self.spec.hyperparameters
@@ -122,7 +125,8 @@ class _Worker:
             micro = loader.next_step()
             losses = [engine.micro_step(mb, last=i == len(micro) - 1) for i, mb in enumerate(micro)]
             grad_norm = engine.optimizer_step()
-            loss = self._mean(sum(losses) / len(losses))
+            # One collective per step carries both the mean loss and rank 0's view of the stop flag.
+            loss, stop = self._mean_and_stop(sum(losses) / len(losses))
             step, tokens_seen = step + 1, tokens_seen + tokens_per_step
             dt = time.monotonic() - t0
             metrics = StepMetrics(
@@ -144,7 +148,6 @@ class _Worker:
             if self.rank == 0:
                 self.log.append(metrics)
                 self.channel.push.remote(metrics.to_dict())
-            stop = self._stop_requested()
             if step % self.spec.checkpoint.every_steps == 0 or step == self.plan.total_steps or stop:
                 self._checkpoint(engine, step, tokens_seen, loader.position, metrics)
             if stop:
@@ -204,20 +207,31 @@ class _Worker:
         if path.exists():  # absent when the world size grew: fresh ranks keep their seeds
             _set_rng_state(torch.load(path, weights_only=False))  # our own file: numpy/python states
 
-    def _stop_requested(self) -> str | None:
-        code = _STOP_CODES[ray.get(self.channel.stop_reason.remote())] if self.rank == 0 else 0
-        code = self._broadcast_int(code)
-        return {v: k for k, v in _STOP_CODES.items()}[code]
+    def _stop_code(self) -> int:
+        """Rank 0's latest answer from the driver's stop flag, without waiting for it.
+
+        One request is kept in flight and read when ready, so a step never blocks on the actor; a stop
+        therefore lands a step or so after it was asked for.
+        """
+        if self.rank != 0:
+            return 0
+        if self._stop_ref is None:
+            self._stop_ref = self.channel.stop_reason.remote()
+        ready, _ = ray.wait([self._stop_ref], timeout=0)
+        if ready:
+            self._stop_seen = _STOP_CODES[ray.get(self._stop_ref)]
+            self._stop_ref = self.channel.stop_reason.remote()
+        return self._stop_seen
 
     def _broadcast_int(self, value: int) -> int:
         t = torch.tensor([value], dtype=torch.int64, device=self._comm_device())
         dist.broadcast(t, src=0)
         return int(t.item())
 
-    def _mean(self, value: float) -> float:
-        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        return float(t.item()) / self.world
+    def _mean_and_stop(self, value: float) -> tuple[float, str | None]:
+        t = torch.tensor([value, float(self._stop_code())], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t)  # the stop code comes from rank 0 only (the others add 0)
+        return float(t[0].item()) / self.world, _STOP_NAMES[int(t[1].item())]
 
     def _comm_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")

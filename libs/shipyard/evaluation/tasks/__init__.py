@@ -15,6 +15,7 @@ import pathlib
 from collections.abc import Iterable, Mapping
 
 import jinja2
+import jinja2.sandbox
 import pydantic
 import yaml
 
@@ -30,7 +31,9 @@ BUILTIN_DIR = pathlib.Path(__file__).parent
 
 def _render_static(text: str, values: Mapping[str, str]) -> str:
     # Paths and descriptions see only the subtask's values; they are fixed once at load time.
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
     return env.from_string(text).render(**values)
 
 
@@ -67,7 +70,8 @@ def _check(spec: TaskSpec, source: str) -> None:
     if "test" not in spec.splits:
         problems.append(("splits", "a task needs a 'test' split"))
     names = {m.name for m in spec.metrics}
-    if spec.output_type is OutputType.MULTIPLE_CHOICE and not names <= {Metric.ACC, Metric.ACC_NORM, Metric.MC2}:
+    choice_metrics = {Metric.ACC, Metric.ACC_NORM, Metric.MC2}
+    if spec.output_type is OutputType.MULTIPLE_CHOICE and not names <= choice_metrics:
         problems.append(("metrics", "multiple_choice tasks score acc, acc_norm or mc2"))
     if spec.output_type is OutputType.CODE and (names != {Metric.PASS_AT_K} or not spec.code_program):
         problems.append(("metrics", "code tasks score pass@k and need a code_program template"))

@@ -63,7 +63,7 @@ class Extractor(_Strict):
     fallback: str = "[invalid]"
 
 
-class Metric(str, enum.Enum):
+class Metric(enum.StrEnum):
     """Per-sample metrics a task may ask for."""
 
     ACC = "acc"
@@ -100,7 +100,9 @@ class TaskSpec(_Strict):
     dimensions: Annotated[tuple[Dimension, ...], Field(min_length=1)]
     output_type: OutputType
     splits: dict[Literal["test", "fewshot"], SplitSource]
-    fields: dict[str, str] = Field(description="Doc field name -> source column/key; all are required.")
+    fields: dict[str, str] = Field(
+        description="Required doc fields: name -> source column/key (other columns are kept as they are)."
+    )
     process: str | None = Field(default=None, description="Name of a doc processor in processors.py.")
     description: str = ""
     doc_to_text: str
