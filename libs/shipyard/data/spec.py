@@ -11,14 +11,13 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Literal
 
-import yaml
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from shipyard.data.registry import step_class
 from shipyard.data.step import GlobalStep, PipelineStep
 from shipyard.data.steps.readers import InputSpec
 from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
-from shipyard.resources.meta import API_VERSION, Metadata, SpecModel
+from shipyard.resources.meta import API_VERSION, Metadata, SpecModel, read_manifest_file
 
 KIND = "IngestJob"
 
@@ -96,14 +95,7 @@ def parse_job(data: Any) -> IngestJob:
 
 def load_job_file(path: str | pathlib.Path) -> IngestJob:
     """Read and validate an IngestJob from a YAML or JSON file."""
-    p = pathlib.Path(path)
-    if not p.is_file():
-        raise InvalidArgument.field("file", f"{p} does not exist or is not a file")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidArgument.field("file", f"{p} is not valid YAML/JSON: {exc}") from None
-    return parse_job(data)
+    return parse_job(read_manifest_file(path))
 
 
 def build_steps(spec: IngestSpec, *, prefix: str = "spec") -> list[PipelineStep]:

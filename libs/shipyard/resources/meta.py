@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pathlib
 import re
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from shipyard.errors import InvalidArgument
 
 API_VERSION = "shipyard.dev/v1alpha1"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -32,3 +37,14 @@ class Metadata(SpecModel):
                 {"name": name},
             )
         return name
+
+
+def read_manifest_file(path: str | pathlib.Path) -> Any:
+    """The YAML/JSON document in ``path``; a missing or unparsable file is ``InvalidArgument`` on ``file``."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise InvalidArgument.field("file", f"{p} does not exist or is not a file")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InvalidArgument.field("file", f"{p} is not valid YAML/JSON: {exc}") from None

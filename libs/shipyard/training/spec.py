@@ -12,11 +12,10 @@ import enum
 import pathlib
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
-from shipyard.resources.meta import API_VERSION, Metadata, SpecModel
+from shipyard.resources.meta import API_VERSION, Metadata, SpecModel, read_manifest_file
 
 KIND = "TrainingJob"
 
@@ -178,14 +177,7 @@ def parse_training_spec(data: Any) -> TrainingJobSpec:
 
 
 def load_training_job_file(path: str | pathlib.Path) -> TrainingJob:
-    p = pathlib.Path(path)
-    if not p.is_file():
-        raise InvalidArgument.field("file", f"{p} does not exist or is not a file")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidArgument.field("file", f"{p} is not valid YAML/JSON: {exc}") from None
-    return parse_training_job(data)
+    return parse_training_job(read_manifest_file(path))
 
 
 def _to_invalid(exc: ValidationError, *, prefix: str) -> InvalidArgument:

@@ -28,6 +28,17 @@ _RPC_CANCELLED = 1
 _RPC_UNKNOWN = 2
 
 
+def integral(value: Any) -> Any:
+    """google.protobuf.Struct stores every number as a double; give integers back their type."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral(v) for v in value]
+    return value
+
+
 def state_to_pb(state: JobState) -> int:
     return _STATE_TO_PB[state]
 

@@ -32,20 +32,10 @@ def spec_from_pb(spec: ingest_pb2.IngestJobSpec) -> dict[str, Any]:
     if spec.HasField("execution"):
         out["execution"] = _set_fields(spec.execution)
     out["steps"] = [
-        {"type": s.type, "params": _integral(json_format.MessageToDict(s.params))} for s in spec.steps
+        {"type": s.type, "params": common.integral(json_format.MessageToDict(s.params))} for s in spec.steps
     ]
     return out
 
-
-def _integral(value: Any) -> Any:
-    # google.protobuf.Struct stores every number as a double; give integers back their type.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
 
 
 def spec_to_pb(spec: dict[str, Any]) -> ingest_pb2.IngestJobSpec:

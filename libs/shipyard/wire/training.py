@@ -23,19 +23,9 @@ def spec_from_pb(spec: training_pb2.TrainingJobSpec) -> dict[str, Any]:
     """
     data = json_format.MessageToDict(spec)
     if "modelOverrides" in data:
-        data["modelOverrides"] = _integral(data["modelOverrides"])
+        data["modelOverrides"] = common.integral(data["modelOverrides"])
     return data
 
-
-def _integral(value: Any) -> Any:
-    # google.protobuf.Struct stores every number as a double; give integers back their type.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
 
 
 def spec_to_pb(spec: dict[str, Any]) -> training_pb2.TrainingJobSpec:
