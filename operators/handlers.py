@@ -130,6 +130,10 @@ def build_registry(reconciler: Reconciler, *, recheck_seconds: float | None = No
             name = _owner_name(body, owner_kind)
             if event.get("type") is None or name is None:
                 return
+            if event.get("type") == "ADDED" and not body.get("status"):
+                # Our own create of the child: the owner's handler is reconciling it right now, and a
+                # second reconcile racing it would only repeat the status patch and the Event.
+                return
             owner = client.get(SHIPYARD, owner_kind, namespace, name)
             if owner is not None:
                 _run(steps[owner_kind], owner)

@@ -301,7 +301,13 @@ def test_deleting_a_training_job_leaves_children_to_the_garbage_collector(operat
         True,
         True,
     )
-    owner = get(operator, SY, "TrainingJob", "short")
+    # kopf records the handled spec last; once it is there no create handler is left to run again.
+    owner = wait_for(
+        "kopf done with the create",
+        lambda: (o := get(operator, SY, "TrainingJob", "short"))
+        and "shipyard.dev/last-handled-configuration" in (o["metadata"].get("annotations") or {})
+        and o,
+    )
     assert not owner["metadata"].get("finalizers")  # nothing blocks the delete: the GC cascades to the RayJob
     operator.request("DELETE", object_path(SY, "TrainingJob", NS, "short"))
     operator.request("DELETE", object_path("ray.io/v1", "RayJob", NS, "short"))  # what the GC does
