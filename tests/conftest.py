@@ -11,7 +11,12 @@ import pathlib
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.ray"]
+pytest_plugins = [
+    "tests.fixtures.s3",
+    "tests.fixtures.ray",
+    "tests.integration.rpc_harness",
+    "tests.integration.kmock_harness",
+]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 

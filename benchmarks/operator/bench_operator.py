@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # the repository root: `tests` (the km
 from mock_api import DRIVER_AGENT, MockApiServer  # noqa: E402
 
 from shipyard_operator.kube import KubeClient, load_api_client, object_path  # noqa: E402
-from tests.integration.test_operator_kmock import NS, SY, TRAINING_SPEC  # noqa: E402
+from tests.integration.kmock_harness import NS, SY, TRAINING_SPEC  # noqa: E402
 
 SYSTEMS = ("kopf", "naive")
 WRITES = {"create", "apply", "patch", "delete"}

@@ -39,7 +39,7 @@ import kmock
 from kmock._internal import aiobus, dicts, enums
 from kmock._internal import k8s as kmock_k8s
 
-from tests.integration.test_operator_kmock import CLUSTER_SCOPED, NS, RESOURCES
+from tests.integration.kmock_harness import CLUSTER_SCOPED, NS, RESOURCES
 
 DRIVER_AGENT = "shipyard-bench-driver"  # the driver's own calls carry this User-Agent and are not counted
 

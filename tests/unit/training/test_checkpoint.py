@@ -26,7 +26,9 @@ def _write(store: CheckpointStore, step: int, src: pathlib.Path) -> None:
     store.commit(step, {"step": step, "data_position": {"epoch": 0, "offset": step * 4}})
 
 
-def _exercise(storage: Storage, root: str, tmp_path: pathlib.Path) -> None:
+def _assert_writes_finds_latest_and_keeps_newest_k(
+    storage: Storage, root: str, tmp_path: pathlib.Path
+) -> None:
     src = _local_files(tmp_path)
     store = CheckpointStore(storage, join(root, "ckpt"), keep=2)
     assert store.latest() is None
@@ -43,12 +45,14 @@ def _exercise(storage: Storage, root: str, tmp_path: pathlib.Path) -> None:
 
 
 def test_write_find_latest_and_keep_newest_k(tmp_path: pathlib.Path) -> None:
-    _exercise(LocalStorage(), from_local_path(tmp_path / "store"), tmp_path)
+    _assert_writes_finds_latest_and_keeps_newest_k(
+        LocalStorage(), from_local_path(tmp_path / "store"), tmp_path
+    )
 
 
 @pytest.mark.integration
 def test_checkpoints_on_s3(s3_env, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
-    _exercise(s3_env.storage, s3_env.root, tmp_path)
+    _assert_writes_finds_latest_and_keeps_newest_k(s3_env.storage, s3_env.root, tmp_path)
 
 
 def test_an_incomplete_checkpoint_is_ignored_and_later_removed(tmp_path: pathlib.Path) -> None:
