@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= data,ray,ml,k8s,dev
+EXTRAS ?= data,ray,ml,serve,k8s,dev
 TORCH_VERSION ?= 2.13.0
 # Re-install when the dependency declarations change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
@@ -63,7 +63,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
 	.lock-venv/bin/pip install -q torch==$(TORCH_VERSION) setuptools wheel
 	.lock-venv/bin/pip install -q --no-build-isolation deepspeed
-	.lock-venv/bin/pip install -q -e '.[data,ray,ml,k8s,dev]'
+	.lock-venv/bin/pip install -q -e '.[data,ray,ml,serve,k8s,dev]'
 	{ head -3 constraints.txt; .lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" | sed "s/+cpu$$//"; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .lock-venv
 

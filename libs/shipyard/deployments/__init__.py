@@ -1,0 +1,1 @@
+"""Model deployments run without a cluster (embedded mode); on a cluster the operator runs them."""
