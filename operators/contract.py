@@ -17,6 +17,9 @@ Progress/outcome reporting (written by the program, read by the operator's plans
 
 from __future__ import annotations
 
+# Defined next to the EvaluationJob type: the runner (a library) sets it, the operator reads it.
+from shipyard.resources.evaluation_job import SCORES_ANNOTATION as SCORES_ANNOTATION
+
 FIELD_MANAGER = "shipyard-operator"
 GROUP = "shipyard.dev"
 VERSION = "v1alpha1"
@@ -30,7 +33,6 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 PROGRESS_ANNOTATION = "shipyard.dev/progress"
 OUTCOME_ANNOTATION = "shipyard.dev/outcome"
-SCORES_ANNOTATION = "shipyard.dev/scores"
 MODEL_ANNOTATION = "shipyard.dev/model"
 
 # Runs the same training code as embedded mode (`shipyard.training.entrypoint`), on the RayJob's cluster.

@@ -32,6 +32,7 @@ from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
 from shipyard.storage import uri as uris
 
 __all__ = [
+    "EvaluationConfig",
     "FieldDoc",
     "GrpcConfig",
     "GrpcPorts",
@@ -204,6 +205,18 @@ class TrainingConfig(_Section):
     max_concurrent_jobs: int = Field(default=1, ge=1, description="Training jobs running at once.")
 
 
+class EvaluationConfig(_Section):
+    """Where benchmark data is read from and how evaluations run."""
+
+    data_root: str | None = Field(
+        default=None, description="Benchmark files (gsm8k/, mmlu/, ...); None = <storage.root>/datasets/eval."
+    )
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="Runs shards in processes or on Ray."
+    )
+    workers: int = Field(default=1, ge=1, description="Shards evaluated in parallel (each loads the model).")
+
+
 class InferenceConfig(_Section):
     """The inference engine and its HTTP/gRPC server (``shipyard serve``, the inference service)."""
 
@@ -252,6 +265,7 @@ class ShipyardConfig(_Section):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="Logs and metrics.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Data ingest.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")
     inference: InferenceConfig = Field(default_factory=InferenceConfig, description="Inference serving.")
 
 

@@ -59,6 +59,9 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("SHIPYARD_EVALUATION_PORT", "int", "Evaluation service gRPC port.", "grpc.ports.evaluation"),
     EnvVar("SHIPYARD_INFERENCE_PORT", "int", "Inference service gRPC port.", "grpc.ports.inference"),
     EnvVar("SHIPYARD_AGENTS_PORT", "int", "Agents service gRPC port.", "grpc.ports.agents"),
+    EnvVar(
+        "SHIPYARD_EVAL_DATA_ROOT", "uri", "Benchmark data root (gsm8k/, mmlu/, ...).", "evaluation.data_root"
+    ),
     EnvVar("SHIPYARD_INGEST_WORKERS", "int", "Parallel ingest workers.", "ingest.workers"),
     EnvVar("SHIPYARD_EXECUTOR", "str", "Ingest executor: local or ray.", "ingest.executor"),
     EnvVar(

@@ -14,6 +14,9 @@ from shipyard.resources.meta import API_VERSION, Metadata, SpecModel
 from shipyard.resources.references import ModelSource
 
 KIND = "EvaluationJob"
+# The annotation an evaluation runner sets on its Kubernetes Job to report
+# ``{"scores": {"<task>/<metric>": x}, "reportUri": ...}``; the operator reads it into the status.
+SCORES_ANNOTATION = "shipyard.dev/scores"
 
 
 class EvaluationResources(SpecModel):
