@@ -1,27 +1,58 @@
 """``shipyard apply -f FILE``: run any Shipyard manifest (one or several documents) in embedded mode.
 
 The same YAML that ``kubectl apply`` sends to a cluster runs here without one: each document is
-validated first (all of them, before anything runs), then run in order through the kind's embedded
-command. Kinds whose service is not part of this installation yet are rejected before anything runs.
+validated first (all of them, before anything runs), then run in order through its kind's embedded
+path: IngestJob and TrainingJob as jobs, EvaluationJob through the evaluation job manager, and a
+ModelDeployment as a local inference server that keeps running (``shipyard delete`` stops it).
+References between documents (``modelFrom``, a gate) resolve against what ran before them.
 """
 
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import click
 import yaml
+from pydantic import ValidationError
 
+from shipyard.cli import embedded_kinds
 from shipyard.cli import ingest as ingest_cli
 from shipyard.cli import train as train_cli
 from shipyard.cli.main import CliContext
-from shipyard.data.spec import IngestJob, parse_job
-from shipyard.errors import FailedPrecondition, InvalidArgument
-from shipyard.training.spec import TrainingJob, parse_training_job
+from shipyard.data.spec import parse_job
+from shipyard.errors import InvalidArgument, from_pydantic
+from shipyard.resources.evaluation_job import EvaluationJob
+from shipyard.resources.model_deployment import ModelDeployment
+from shipyard.training.spec import parse_training_job
 
-RUNNABLE = {"IngestJob", "TrainingJob"}
-NOT_YET = {"EvaluationJob": "evaluation", "ModelDeployment": "inference"}
+
+def _parse_evaluation_job(doc: dict[str, Any]) -> EvaluationJob:
+    from shipyard.evaluation.tasks import TaskRegistry
+
+    try:
+        job = EvaluationJob.model_validate(doc)
+    except ValidationError as exc:
+        raise from_pydantic(exc) from None
+    TaskRegistry.builtin().resolve(job.spec.tasks, field="spec.tasks")  # typos fail before anything runs
+    return job
+
+
+def _parse_model_deployment(doc: dict[str, Any]) -> ModelDeployment:
+    try:
+        return ModelDeployment.model_validate(doc)
+    except ValidationError as exc:
+        raise from_pydantic(exc) from None
+
+
+# kind -> (validate the document, run the validated resource)
+KINDS: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[[CliContext, Any], Any]]] = {
+    "IngestJob": (parse_job, ingest_cli.run_job),
+    "TrainingJob": (parse_training_job, train_cli.run_job),
+    "EvaluationJob": (_parse_evaluation_job, embedded_kinds.run_evaluation_job),
+    "ModelDeployment": (_parse_model_deployment, embedded_kinds.run_model_deployment),
+}
 
 
 def load_documents(path: str) -> list[dict[str, Any]]:
@@ -34,14 +65,9 @@ def load_documents(path: str) -> list[dict[str, Any]]:
         raise InvalidArgument.field("file", f"{p} is not valid YAML: {exc}") from None
     for i, doc in enumerate(docs):
         kind = doc.get("kind") if isinstance(doc, dict) else None
-        if kind in NOT_YET:
-            raise FailedPrecondition(
-                f"document {i} ({kind}): the {NOT_YET[kind]} service is not part of this installation yet; "
-                "apply it to a cluster with the operator, or run the other documents on their own"
-            )
-        if kind not in RUNNABLE:
+        if kind not in KINDS:
             raise InvalidArgument.field(
-                f"[{i}].kind", f"{kind!r} is not a Shipyard kind; expected one of {sorted(RUNNABLE)}"
+                f"[{i}].kind", f"{kind!r} is not a Shipyard kind; expected one of {sorted(KINDS)}"
             )
     return docs
 
@@ -52,18 +78,16 @@ def load_documents(path: str) -> list[dict[str, Any]]:
 )
 @click.pass_obj
 def apply(obj: CliContext, path: str) -> None:
-    """Run the manifests in FILE here, in order (IngestJob, TrainingJob); `shipyard jobs` lists them.
+    """Run the manifests in FILE here, in order (IngestJob, TrainingJob, EvaluationJob, ModelDeployment).
 
-    Every document is validated before the first one runs.
+    Every document is validated before the first one runs. `shipyard get KIND` lists what ran.
     """
-    jobs: list[IngestJob | TrainingJob] = []
+    resources = []
     for i, doc in enumerate(load_documents(path)):
+        parse, run = KINDS[doc["kind"]]
         try:
-            jobs.append(parse_job(doc) if doc["kind"] == "IngestJob" else parse_training_job(doc))
+            resources.append((parse(doc), run))
         except InvalidArgument as exc:
             raise InvalidArgument(f"document {i}: {exc.message}", violations=exc.violations) from None
-    for job in jobs:
-        if isinstance(job, IngestJob):
-            ingest_cli.run_job(obj, job)
-        else:
-            train_cli.run_job(obj, job)
+    for resource, run in resources:
+        run(obj, resource)

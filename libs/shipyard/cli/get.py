@@ -6,7 +6,6 @@ on the resource as a cluster would hold it (``spec`` + ``status``).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,18 +13,22 @@ import click
 from rich.table import Table
 
 from shipyard.cli import display
+from shipyard.cli.embedded_kinds import local_deployments
 from shipyard.cli.main import CliContext
+from shipyard.deployments.local import DeploymentRecord, deployment_status
 from shipyard.errors import InvalidArgument
+from shipyard.evaluation.status import evaluation_status
+from shipyard.jobs.store import list_job_json
 from shipyard.lifecycle import JobState
 from shipyard.resources.crd import KINDS, crd
 from shipyard.storage.routing import RoutingStorage
-from shipyard.storage.uri import join
 
-# Kinds that run in embedded mode, and where their records live.
-_LOCAL = {"TrainingJob": "training"}
+# Kinds that run in embedded mode.
+_LOCAL = {"TrainingJob", "EvaluationJob", "ModelDeployment"}
 
 
-def _kind(name: str) -> str:
+def resolve_kind(name: str) -> str:
+    """The kind named by ``name`` (kind, plural, short name or singular; any case)."""
     for kind, k in KINDS.items():
         if name.lower() in {kind.lower(), k.plural, k.short_name, k.plural.rstrip("s")}:
             return kind
@@ -38,7 +41,7 @@ def _kind(name: str) -> str:
 @click.pass_obj
 def get(obj: CliContext, kind: str) -> None:
     """List resources of KIND (trainingjobs, tj, ...) run here, with kubectl's columns."""
-    kind = _kind(kind)
+    kind = resolve_kind(kind)
     if kind not in _LOCAL:
         display.out.print(f"No {KINDS[kind].plural} run in embedded mode yet; use kubectl on a cluster.")
         return
@@ -47,29 +50,42 @@ def get(obj: CliContext, kind: str) -> None:
     table.add_column("NAME")
     for col in columns:
         table.add_column(col["name"].upper())
-    storage = RoutingStorage(obj.config.storage)
-    items = _resources(storage, obj.config.storage.root, kind)
+    items = _resources(obj, kind)
     for item in sorted(items, key=lambda r: r["metadata"]["name"]):
         table.add_row(item["metadata"]["name"], *(_cell(item, col) for col in columns))
     display.out.print(table)
 
 
-def _resources(storage: RoutingStorage, root: str, kind: str) -> list[dict[str, Any]]:
-    from shipyard.training.status import training_status
-
+def _resources(obj: CliContext, kind: str) -> list[dict[str, Any]]:
+    """The embedded resources of ``kind`` shaped as a cluster holds them (metadata, spec, status)."""
+    if kind == "ModelDeployment":
+        return [_deployment(record) for record in local_deployments(obj).list()]
+    storage, root = RoutingStorage(obj.config.storage), obj.config.storage.root
     items = []
-    for obj in storage.list(join(root, "jobs", _LOCAL[kind])):
-        if obj.uri.endswith(".json"):
-            record = json.loads(storage.read_text(obj.uri))
-            status = training_status(JobState(record["state"]), record)
-            items.append(
-                {
-                    "metadata": {"name": record["name"], "creationTimestamp": record["createTime"]},
-                    "spec": _camel(record["spec"]),
-                    "status": status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                }
-            )
+    for record in list_job_json(storage, root, "training" if kind == "TrainingJob" else "evaluation"):
+        if kind == "TrainingJob":
+            from shipyard.training.status import training_status
+
+            status: Any = training_status(JobState(record["state"]), record)
+        else:
+            status = evaluation_status(record)
+        items.append(
+            {
+                "metadata": {"name": record["name"], "creationTimestamp": record["createTime"]},
+                "spec": _camel(record["spec"]),
+                "status": status.model_dump(mode="json", by_alias=True, exclude_none=True),
+            }
+        )
     return items
+
+
+def _deployment(record: DeploymentRecord) -> dict[str, Any]:
+    status = deployment_status(record)
+    return {
+        "metadata": {"name": record.name, "creationTimestamp": record.create_time},
+        "spec": {"model": record.launch.get("model")},
+        "status": status.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
 
 
 def _camel(value: Any) -> Any:

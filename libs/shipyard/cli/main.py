@@ -63,10 +63,14 @@ def config_cmd(obj: CliContext) -> None:
 
 def _register() -> None:
     from shipyard.cli.apply import apply
+    from shipyard.cli.delete import delete
+    from shipyard.cli.evaluate import evaluate
+    from shipyard.cli.finetune import finetune
     from shipyard.cli.get import get
     from shipyard.cli.ingest import ingest
     from shipyard.cli.ingest_remote import COMMANDS as INGEST_REMOTE
     from shipyard.cli.jobs import jobs
+    from shipyard.cli.serve import chat, serve
     from shipyard.cli.train import train
     from shipyard.cli.up import up
 
@@ -74,9 +78,14 @@ def _register() -> None:
         ingest.add_command(command)
     cli.add_command(ingest)
     cli.add_command(train)
+    cli.add_command(finetune)
+    cli.add_command(evaluate)
+    cli.add_command(serve)
+    cli.add_command(chat)
     cli.add_command(jobs)
     cli.add_command(apply)
     cli.add_command(get)
+    cli.add_command(delete)
     cli.add_command(up)
 
 

@@ -30,8 +30,17 @@ from typing import Any
 
 from shipyard.errors import FailedPrecondition, NotFound, Unavailable
 from shipyard.resources.model_deployment import ModelDeployment
+from shipyard.resources.status import DeploymentPhase, ModelDeploymentStatus
 
-__all__ = ["Action", "DeploymentRecord", "LocalDeployments", "ServerLaunch", "plan_action", "server_command"]
+__all__ = [
+    "Action",
+    "DeploymentRecord",
+    "LocalDeployments",
+    "ServerLaunch",
+    "deployment_status",
+    "plan_action",
+    "server_command",
+]
 
 _READY = re.compile(r"^READY inference (?P<fields>.*)$")
 STATE_FILE = "deployment.json"
@@ -101,13 +110,13 @@ def server_command(launch: ServerLaunch, python: str = sys.executable) -> list[s
     return args
 
 
-def plan_action(desired: ServerLaunch | None, observed: DeploymentRecord | None) -> Action:
-    """What to do so that ``observed`` becomes ``desired`` (``None`` desired = scaled to zero)."""
+def plan_action(desired: ServerLaunch | None, observed: DeploymentRecord | None, *, alive: bool) -> Action:
+    """What to do so that ``observed`` (its server ``alive`` or not) becomes ``desired`` (None: zero)."""
     if desired is None:
-        return Action.STOP if observed is not None and observed.alive() else Action.KEEP
+        return Action.STOP if observed is not None else Action.KEEP  # a dead server's record goes too
     if observed is None:
         return Action.START
-    if not observed.alive() or observed.launch != asdict(desired):
+    if not alive or observed.launch != asdict(desired):
         return Action.REPLACE
     return Action.KEEP
 
@@ -131,7 +140,7 @@ class LocalDeployments:
     def apply(self, name: str, desired: ServerLaunch | None) -> tuple[Action, DeploymentRecord | None]:
         """Reconcile deployment ``name`` towards ``desired``; returns what was done and the result."""
         observed = self._read(name)
-        action = plan_action(desired, observed)
+        action = plan_action(desired, observed, alive=observed is not None and observed.alive())
         if action in (Action.STOP, Action.REPLACE) and observed is not None:
             self._stop(observed)
         if action is Action.STOP:
@@ -250,3 +259,15 @@ def _pid_alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return state != "Z" and b"shipyard_services.inference" in cmdline
+
+
+def deployment_status(record: DeploymentRecord) -> ModelDeploymentStatus:
+    """A local deployment's status in the CRD's shape (embedded mode runs one replica)."""
+    alive = record.alive()
+    return ModelDeploymentStatus(
+        phase=DeploymentPhase.READY if alive else DeploymentPhase.FAILED,
+        replicas=1,
+        ready_replicas=1 if alive else 0,
+        endpoint=record.endpoint,
+        model=str(record.launch.get("model")),
+    )

@@ -99,3 +99,27 @@ def _iso(value: datetime | None) -> str | None:
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def read_job_json(storage: Storage, root_uri: str, kind: str, name: str) -> dict[str, Any] | None:
+    """The stored record of job ``name`` of ``kind`` as plain JSON, or None when it never ran here.
+
+    For readers that are not the job's manager (``shipyard get``, embedded references between kinds).
+    """
+    uri = join(root_uri, "jobs", kind, f"{name}.json")
+    if not storage.exists(uri):
+        return None
+    data: dict[str, Any] = json.loads(storage.read_text(uri))
+    return data
+
+
+def list_job_json(storage: Storage, root_uri: str, kind: str) -> list[dict[str, Any]]:
+    """Every stored record of ``kind`` as plain JSON (unreadable ones skipped, as ``load`` does)."""
+    records = []
+    for obj in storage.list(join(root_uri, "jobs", kind)):
+        if obj.uri.endswith(".json"):
+            try:
+                records.append(json.loads(storage.read_text(obj.uri)))
+            except ValueError as exc:
+                log.warning("skipping unreadable job record %s: %s", obj.uri, exc)
+    return records
