@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.ray",
     "tests.integration.rpc_harness",
     "tests.integration.kmock_harness",
+    "tests.unit.inference_api.tiny_model",
 ]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -106,6 +106,8 @@ def _cell(item: dict[str, Any], column: dict[str, Any]) -> str:
         return _age(datetime.now(UTC) - datetime.fromisoformat(str(value)))
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, dict):  # e.g. an EvaluationJob's scores: metric=value pairs
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
     return str(value)
 
 

@@ -66,6 +66,11 @@ class ServerLaunch:
     quantization: str = "none"
     max_model_len: int | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (tuples as lists), as the state file stores it and ``plan_action`` compares it."""
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        return data
+
     @classmethod
     def from_deployment(cls, deployment: ModelDeployment, model: str) -> ServerLaunch:
         spec, serving = deployment.spec, deployment.spec.serving
@@ -116,7 +121,7 @@ def plan_action(desired: ServerLaunch | None, observed: DeploymentRecord | None,
         return Action.STOP if observed is not None else Action.KEEP  # a dead server's record goes too
     if observed is None:
         return Action.START
-    if not alive or observed.launch != asdict(desired):
+    if not alive or observed.launch != desired.to_json():
         return Action.REPLACE
     return Action.KEEP
 
@@ -198,7 +203,7 @@ class LocalDeployments:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        record = DeploymentRecord(name, asdict(launch), pid=proc.pid, log_path=str(log_path))
+        record = DeploymentRecord(name, launch.to_json(), pid=proc.pid, log_path=str(log_path))
         try:
             fields = self._await_ready(proc, log_path)
         except BaseException:

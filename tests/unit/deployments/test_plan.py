@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 
 from shipyard.deployments.local import Action, DeploymentRecord, ServerLaunch, plan_action, server_command
 from shipyard.resources.model_deployment import ModelDeployment
@@ -12,7 +11,7 @@ LAUNCH = ServerLaunch(model="/models/tiny", served_model_name="tiny")
 
 
 def record(launch: ServerLaunch, pid: int | None) -> DeploymentRecord:
-    return DeploymentRecord("tiny", asdict(launch), pid=pid)
+    return DeploymentRecord("tiny", launch.to_json(), pid=pid)
 
 
 def test_a_new_deployment_starts_and_a_running_identical_one_is_kept() -> None:
