@@ -1,4 +1,4 @@
-"""``shipyard train``: pretrain a model from a TrainingJob manifest, here or through the training service."""
+"""``shipyard train``: run a TrainingJob (pretrain or finetune), here or through the training service."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 @click.option("--plot", type=click.Path(dir_okay=False), help="Where to save the loss curve PNG.")
 @click.pass_obj
 def train(obj: CliContext, path: str, submit: bool, address: str | None, plot: str | None) -> None:
-    """Pretrain a model from a TrainingJob manifest (kind: TrainingJob).
+    """Train a model from a TrainingJob manifest (kind: TrainingJob; pretrain or finetune).
 
     Runs on a local Ray (embedded mode) with a progress bar, then prints a summary and saves the loss
     curve as a PNG. Rerunning a job continues from its newest checkpoint. Ctrl-C stops it (the
@@ -43,7 +43,7 @@ def train(obj: CliContext, path: str, submit: bool, address: str | None, plot: s
     """
     job = load_training_job_file(path)
     if submit:
-        _submit(obj, job, address)
+        submit_job(obj, job, address)
         return
     run_job(obj, job, plot)
 
@@ -105,7 +105,8 @@ def _default_plot_path(obj: CliContext, job: TrainingJob) -> pathlib.Path:
     return base / "plots" / f"{job.metadata.name}-loss.png"
 
 
-def _submit(obj: CliContext, job: TrainingJob, address: str | None) -> None:
+def submit_job(obj: CliContext, job: TrainingJob, address: str | None) -> None:
+    """Send ``job`` to the training service and follow it there with a progress bar."""
     channel = connect(address or target(obj.config, "training"), client_options(obj.config))
     stub = training_pb2_grpc.TrainingServiceStub(channel)
     try:

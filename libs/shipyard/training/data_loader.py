@@ -1,4 +1,9 @@
-"""The deterministic, resumable loader that feeds each data-parallel rank its micro batches.
+"""The deterministic, resumable loaders that feed each data-parallel rank its micro batches.
+
+``StepLoader`` is what the training loop needs: ``next_step()`` (this rank's micro batches, dicts of
+tensors) and a ``position`` to save and restore. ``ShuffledRows`` holds the ordering logic below for any
+indexable collection of rows; ``ResumableLoader`` serves token shards (pretraining) and the finetune
+loader (``shipyard.finetune.loader``) encoded examples.
 
 Every epoch has one global order of the dataset's sequences, a permutation seeded by ``(seed, epoch)``.
 An optimizer step consumes the next ``global_batch_size`` sequences of that order; rank ``r`` takes the
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -21,7 +27,7 @@ from shipyard.data.manifest import DatasetManifest, TokenShardReader
 from shipyard.errors import FieldViolation, InvalidArgument
 from shipyard.storage.base import Storage
 
-__all__ = ["DataPosition", "ResumableLoader"]
+__all__ = ["DataPosition", "ResumableLoader", "ShuffledRows", "StepLoader"]
 
 
 @dataclass(frozen=True)
@@ -39,28 +45,29 @@ class DataPosition:
         return cls(int(data["epoch"]), int(data["offset"]))
 
 
-class ResumableLoader:
-    """Micro batches of ``[micro_batch_size, seq_len]`` token ids (int64) for one rank.
+class StepLoader(Protocol):
+    position: DataPosition
 
-    ``next_step()`` returns the ``grad_accum`` micro batches of the next optimizer step and advances
-    ``position``. Sequences longer than ``seq_len`` are cut to their first ``seq_len`` tokens.
-    """
+    def next_step(self) -> list[dict[str, torch.Tensor]]: ...
+
+
+class ShuffledRows:
+    """The global order of ``num_rows`` rows and each rank's share of a step (see the module docstring)."""
 
     def __init__(
         self,
-        storage: Storage,
-        manifest: DatasetManifest,
+        num_rows: int,
         *,
         rank: int,
         world_size: int,
         micro_batch_size: int,
         grad_accum: int,
-        seq_len: int,
         seed: int,
         position: DataPosition | None = None,
+        rows_field: str = "spec.hyperparameters.globalBatchSize",
+        what: str = "sequences",
     ) -> None:
-        self._reader = TokenShardReader(storage, manifest)
-        self.num_sequences = len(self._reader)
+        self.num_sequences = num_rows
         self.global_batch = micro_batch_size * grad_accum * world_size
         violations = []
         if not 0 <= rank < world_size:
@@ -68,18 +75,13 @@ class ResumableLoader:
         if self.global_batch > self.num_sequences:
             violations.append(
                 FieldViolation(
-                    "spec.hyperparameters.globalBatchSize",
-                    f"{self.global_batch} is more than the dataset's {self.num_sequences} sequences",
+                    rows_field, f"{self.global_batch} is more than the dataset's {self.num_sequences} {what}"
                 )
-            )
-        if manifest.seq_len is not None and seq_len > manifest.seq_len:
-            violations.append(
-                FieldViolation("spec.data.seqLen", f"{seq_len} is more than the dataset's {manifest.seq_len}")
             )
         if violations:
             raise InvalidArgument("invalid data loader settings", violations=violations)
         self.rank, self.world_size = rank, world_size
-        self.micro_batch_size, self.grad_accum, self.seq_len = micro_batch_size, grad_accum, seq_len
+        self.micro_batch_size, self.grad_accum = micro_batch_size, grad_accum
         self.seed = seed
         self.position = position or DataPosition()
         self._order: tuple[int, np.ndarray] | None = None
@@ -99,14 +101,13 @@ class ResumableLoader:
         """The ``global_batch`` sequence indices of the step starting at ``position``."""
         return self.epoch_order(position.epoch)[position.offset : position.offset + self.global_batch]
 
-    def next_step(self) -> list[torch.Tensor]:
-        """This rank's micro batches for the next optimizer step; advances ``position``."""
+    def take_step(self) -> list[np.ndarray]:
+        """This rank's row indices for the next step, one array per micro batch; advances ``position``."""
         indices = self.global_batch_indices(self.position)
         per_rank = self.micro_batch_size * self.grad_accum
         mine = indices[self.rank * per_rank : (self.rank + 1) * per_rank]
-        rows = np.stack([np.asarray(self._reader[int(i)][: self.seq_len]) for i in mine]).astype(np.int64)
         self.position = self._advance(self.position)
-        return list(torch.from_numpy(rows).split(self.micro_batch_size))
+        return [mine[i : i + self.micro_batch_size] for i in range(0, per_rank, self.micro_batch_size)]
 
     def _advance(self, position: DataPosition) -> DataPosition:
         offset = position.offset + self.global_batch
@@ -114,6 +115,56 @@ class ResumableLoader:
             return DataPosition(position.epoch + 1, 0)
         return DataPosition(position.epoch, offset)
 
-    def __iter__(self) -> Iterator[list[torch.Tensor]]:
+
+class ResumableLoader(ShuffledRows):
+    """Micro batches ``{"input_ids": [micro_batch_size, seq_len] int64}`` of token shards for one rank.
+
+    ``next_step()`` returns the ``grad_accum`` micro batches of the next optimizer step and advances
+    ``position``. Sequences longer than ``seq_len`` are cut to their first ``seq_len`` tokens.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        manifest: DatasetManifest,
+        *,
+        rank: int,
+        world_size: int,
+        micro_batch_size: int,
+        grad_accum: int,
+        seq_len: int,
+        seed: int,
+        position: DataPosition | None = None,
+    ) -> None:
+        if manifest.seq_len is not None and seq_len > manifest.seq_len:
+            raise InvalidArgument.field(
+                "spec.data.seqLen", f"{seq_len} is more than the dataset's {manifest.seq_len}"
+            )
+        self._reader = TokenShardReader(storage, manifest)
+        super().__init__(
+            len(self._reader),
+            rank=rank,
+            world_size=world_size,
+            micro_batch_size=micro_batch_size,
+            grad_accum=grad_accum,
+            seed=seed,
+            position=position,
+        )
+        self.seq_len = seq_len
+
+    def next_step(self) -> list[dict[str, torch.Tensor]]:
+        """This rank's micro batches for the next optimizer step; advances ``position``."""
+        return [
+            {
+                "input_ids": torch.from_numpy(
+                    np.stack([np.asarray(self._reader[int(i)][: self.seq_len]) for i in micro]).astype(
+                        np.int64
+                    )
+                )
+            }
+            for micro in self.take_step()
+        ]
+
+    def __iter__(self) -> Iterator[list[dict[str, torch.Tensor]]]:
         while True:
             yield self.next_step()

@@ -2,7 +2,9 @@
 
 ``parse_training_*`` already checked the document on its own; here: the model preset or base model
 exists, the dataset exists, is tokenized and is long enough, and the requested GPUs/CPUs exist on this
-machine (embedded mode — on a cluster, Ray/Kueue does the admission). Errors name the field.
+machine (embedded mode — on a cluster, Ray/Kueue does the admission). For a finetune: the base model
+resolves, the dataset file or directory exists, and ``lora.targetModules`` are linear modules of the
+base architecture (``InvalidArgument`` listing the valid ones). Errors name the field.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from shipyard.errors import InvalidArgument, NotFound
 from shipyard.storage.base import Storage
 from shipyard.storage.uri import join
 from shipyard.training.presets import get_preset
-from shipyard.training.spec import TrainingJobSpec
+from shipyard.training.spec import JobType, TrainingJobSpec
 
 
 def is_model_uri(model: str) -> bool:
@@ -28,8 +30,14 @@ def check_feasible(
     embedded: bool = True,
     gpus_available: int | None = None,
     cpus_available: int | None = None,
-) -> DatasetManifest:
-    """Raise ``InvalidArgument``/``NotFound`` naming the field; return the dataset manifest."""
+    storage_root: str | None = None,
+) -> DatasetManifest | None:
+    """Raise ``InvalidArgument``/``NotFound`` naming the field; return the dataset manifest (pretrain)."""
+    if spec.type is JobType.FINETUNE:
+        _check_finetune(spec, storage, storage_root)
+        if embedded:
+            _check_machine(spec, gpus_available, cpus_available)
+        return None
     if is_model_uri(spec.model):
         if not storage.exists(join(spec.model, "config.json")):
             raise NotFound(f"spec.model: no Hugging Face model (config.json) at {spec.model}")
@@ -60,6 +68,42 @@ def check_feasible(
     if embedded:
         _check_machine(spec, gpus_available, cpus_available)
     return manifest
+
+
+def _check_finetune(spec: TrainingJobSpec, storage: Storage, storage_root: str | None) -> None:
+    from shipyard.finetune.methods import check_target_modules, load_config
+    from shipyard.models import ModelRegistry
+    from shipyard.models.local import LocalModel, resolve_local_model
+
+    ft = spec.finetune
+    assert ft is not None  # the spec validator fills it for type: finetune
+    model = spec.model
+    if model.startswith("model:"):
+        if storage_root is None:
+            raise InvalidArgument.field("spec.model", f"{model!r} needs a model registry (a storage root)")
+        model = ModelRegistry(storage, storage_root).resolve(model, field="spec.model")
+    if is_model_uri(model) and not model.endswith(".gguf"):
+        if not storage.exists(join(model, "config.json")):
+            raise NotFound(f"spec.model: no Hugging Face model (config.json) at {model}")
+        config = _config_from_storage(storage, join(model, "config.json"))
+    else:
+        local: LocalModel = resolve_local_model(model, field="spec.model")
+        config = load_config(local)
+    if not storage.exists(spec.data.dataset) and not storage.list(spec.data.dataset):
+        raise NotFound(f"spec.data.dataset: no dataset file or directory at {spec.data.dataset}")
+    if ft.uses_lora:
+        check_target_modules(config, ft)
+
+
+def _config_from_storage(storage: Storage, uri: str) -> object:
+    import json
+
+    from transformers import AutoConfig
+
+    data = json.loads(storage.read_text(uri))
+    if "model_type" not in data:
+        raise InvalidArgument.field("spec.model", f"{uri} has no model_type: not a transformers config")
+    return AutoConfig.for_model(**data)
 
 
 def _check_machine(spec: TrainingJobSpec, gpus: int | None, cpus: int | None) -> None:

@@ -44,7 +44,7 @@ class TrainingRunner:
 
     def validate(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         parsed = parse_training_spec(spec)
-        check_feasible(parsed, self._storage, embedded=self._ray_address is None)
+        check_feasible(parsed, self._storage, embedded=self._ray_address is None, storage_root=self._root)
         return parsed.model_dump(mode="json")
 
     def suspended(self, spec: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from opentelemetry import metrics as otel
@@ -42,6 +42,7 @@ class StepMetrics:
     tokens_seen: int
     elapsed: float
     mfu: float | None = None
+    extras: dict[str, float] = field(default_factory=dict)  # eval_loss, DPO reward stats, ...
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,7 +50,7 @@ class StepMetrics:
     def scalars(self) -> dict[str, float]:
         """The per-step numbers a watcher shows (what ``TrainingProgress.metrics`` carries)."""
         keys = ("loss", "lr", "grad_norm", "tokens_per_s", "step_time_s", "mfu")
-        return {k: float(v) for k in keys if (v := getattr(self, k)) is not None}
+        return {**{k: float(v) for k in keys if (v := getattr(self, k)) is not None}, **self.extras}
 
 
 class MetricsLog:

@@ -15,6 +15,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
+from shipyard.finetune.spec import FinetuneMethod, FinetuneSpec, finetune_violations
+from shipyard.models.local import SMOLLM2
+from shipyard.models.refs import MODEL_REF_PREFIX
 from shipyard.resources.meta import API_VERSION, Metadata, SpecModel, read_manifest_file
 
 KIND = "TrainingJob"
@@ -26,9 +29,12 @@ class JobType(enum.StrEnum):
 
 
 class DataSpec(SpecModel):
-    dataset: str = Field(description="Dataset manifest URI (its root or manifest.json), or a registry name.")
+    dataset: str = Field(
+        description="pretrain: a dataset manifest URI (its root or manifest.json); finetune: a dataset "
+        "file or directory URI (JSON/JSONL records)."
+    )
     seq_len: int | None = Field(
-        None, ge=2, description="Tokens per sequence; default and maximum: the dataset's."
+        None, ge=2, description="Tokens per sequence (pretrain); default and maximum: the dataset's."
     )
 
 
@@ -100,7 +106,10 @@ class OutputSpec(SpecModel):
 
 class TrainingJobSpec(SpecModel):
     type: JobType = Field(JobType.PRETRAIN, description="pretrain, or finetune (see the finetune service).")
-    model: str = Field(description="A preset name (llama-tiny, llama-1b, llama-7b, ...) or a base model URI.")
+    model: str = Field(
+        description="A preset name (llama-tiny, llama-1b, llama-7b, ...) or a base model URI; finetune: "
+        "the base model (a URI, model:NAME[@VERSION] or smollm2-135m-instruct)."
+    )
     model_overrides: dict[str, Any] = Field(
         default_factory=dict, description="LlamaConfig fields to override, e.g. {numHiddenLayers: 2}."
     )
@@ -111,6 +120,7 @@ class TrainingJobSpec(SpecModel):
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    finetune: FinetuneSpec | None = Field(None, description="Finetuning settings (type: finetune only).")
 
     @model_validator(mode="after")
     def _cross_field(self) -> TrainingJobSpec:
@@ -129,7 +139,37 @@ class TrainingJobSpec(SpecModel):
             raise _field_error("strategy.type", "fsdp needs gpusPerWorker >= 1; use ddp or deepspeed on CPU")
         if self.strategy.type == "deepspeed" and self.strategy.zero_stage == 3 and res.gpus_per_worker == 0:
             raise _field_error("strategy.zeroStage", "ZeRO-3 needs GPUs; use zeroStage 1 or 2 on CPU")
+        if self.type is JobType.FINETUNE:
+            self._finetune_rules()
+        elif self.finetune is not None:
+            raise _field_error("finetune", "applies only to type: finetune")
         return self
+
+    def _finetune_rules(self) -> None:
+        if self.finetune is None:
+            self.finetune = FinetuneSpec()
+        ft = self.finetune
+        for path, message in finetune_violations(ft):
+            raise _field_error(f"finetune.{path}", message)
+        if not is_base_model_ref(self.model):
+            raise _field_error(
+                "model",
+                f"{self.model!r} is not a base model: finetuning needs trained weights, given as a "
+                f"model directory URI/path, model:NAME[@VERSION], a .gguf file or {SMOLLM2!r}",
+            )
+        if self.model_overrides:
+            raise _field_error("modelOverrides", "a finetune keeps the base model's architecture")
+        if self.data.seq_len is not None:
+            raise _field_error("data.seqLen", "for finetune, set finetune.maxSeqLen instead")
+        if self.strategy.type == "deepspeed" and (ft.uses_lora or ft.method is FinetuneMethod.QLORA):
+            # ZeRO partitions optimizer state of full weights; with a few adapter weights it buys nothing.
+            raise _field_error(
+                "strategy.type", f"DeepSpeed ZeRO applies to method full only, not {ft.method.value}"
+            )
+        if ft.method is FinetuneMethod.QLORA and self.strategy.type == "fsdp":
+            raise _field_error("strategy.type", "qlora's 4-bit weights cannot be sharded by fsdp; use ddp")
+        if ft.method is FinetuneMethod.QLORA and self.hyperparameters.precision == "fp16":
+            raise _field_error("hyperparameters.precision", "qlora computes in bf16 or fp32, not fp16")
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -142,6 +182,17 @@ class TrainingJob(SpecModel):
     kind: Literal["TrainingJob"] = KIND
     metadata: Metadata
     spec: TrainingJobSpec
+
+
+def is_base_model_ref(model: str) -> bool:
+    """Whether ``model`` names trained weights (not a preset): what a finetune starts from."""
+    return (
+        model == SMOLLM2
+        or model.startswith(MODEL_REF_PREFIX)
+        or model.endswith(".gguf")
+        or "://" in model
+        or model.startswith("/")
+    )
 
 
 class _CrossFieldError(ValueError):

@@ -1,7 +1,10 @@
 """Data-parallel strategies behind one small interface: DDP, FSDP (torch) and DeepSpeed ZeRO 1/2/3.
 
 An ``Engine`` owns the wrapped model, the optimizer and the LR scheduler of one worker. The loop calls
-``micro_step`` once per micro batch and ``optimizer_step`` once per optimizer step, and checkpoints
+``micro_step(batch)`` once per micro batch (a dict of tensors: ``input_ids`` and, for finetuning,
+``labels``/``position_ids``; the loss is the engine's ``Objective``, next-token cross-entropy by
+default) and ``optimizer_step`` once per optimizer step, ``evaluate(batch)`` for a held-out batch
+(no gradients, dropout off), and checkpoints
 through ``save``/``load`` (optimizer + scheduler, into ``trainer/``) and ``save_model`` (an HF
 safetensors directory, written by rank 0; every rank must call it since FSDP/ZeRO-3 gather).
 
@@ -14,7 +17,8 @@ safetensors directory, written by rank 0; every rank must call it since FSDP/ZeR
   directory that each rank uploads; resuming loads it back, which needs the same worker count (ZeRO
   partitions the optimizer state by rank). ZeRO-1/2 run on CPU with gloo; ZeRO-3 is GPU-only (spec).
 
-AdamW's weight decay skips 1-D parameters (norm weights, biases), as in GPT/Llama training recipes.
+AdamW's weight decay skips 1-D parameters (norm weights, biases), as in GPT/Llama training recipes;
+only parameters that require gradients are optimized (with LoRA: the adapter weights).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from shipyard.training.failures import TrainingFailed
+from shipyard.training.objective import Batch, Objective, causal_lm
 from shipyard.training.schedule import make_scheduler
 from shipyard.training.spec import TrainingJobSpec
 
@@ -37,7 +42,8 @@ __all__ = ["Engine", "make_engine", "param_groups"]
 class Engine(Protocol):
     model: nn.Module  # the HF model (unwrapped), for save_pretrained
 
-    def micro_step(self, input_ids: torch.Tensor, *, last: bool) -> float: ...
+    def micro_step(self, batch: Batch, *, last: bool) -> dict[str, float]: ...
+    def evaluate(self, batch: Batch) -> dict[str, float]: ...
     def optimizer_step(self) -> float: ...
     def lr(self) -> float: ...
     def save(self, local_dir: pathlib.Path, rank: int) -> None: ...
@@ -68,9 +74,14 @@ class TorchEngine:
     """DDP or FSDP2 with a torch AdamW; gradient accumulation skips the gradient sync until the last."""
 
     def __init__(
-        self, model: nn.Module, spec: TrainingJobSpec, total_steps: int, device: torch.device
+        self,
+        model: nn.Module,
+        spec: TrainingJobSpec,
+        total_steps: int,
+        device: torch.device,
+        objective: Objective = causal_lm,
     ) -> None:
-        self.model, self.spec, self.device = model, spec, device
+        self.model, self.spec, self.device, self.objective = model, spec, device, objective
         self.accum = spec.gradient_accumulation_steps
         if spec.strategy.type == "fsdp":
             self.wrapped = _fully_shard(model, device)
@@ -89,12 +100,18 @@ class TorchEngine:
             return self.wrapped.no_sync()
         return contextlib.nullcontext()
 
-    def micro_step(self, input_ids: torch.Tensor, *, last: bool) -> float:
-        input_ids = input_ids.to(self.device)
+    def micro_step(self, batch: Batch, *, last: bool) -> dict[str, float]:
+        batch = _to(batch, self.device)
         with self._sync(last), _autocast(self.device, self.spec.hyperparameters.precision):
-            loss = self.wrapped(input_ids=input_ids, labels=input_ids).loss
+            loss, extra = self.objective(self.wrapped, batch)
             (loss / self.accum).backward()
-        return float(loss.detach())
+        return {"loss": float(loss.detach()), **extra}
+
+    def evaluate(self, batch: Batch) -> dict[str, float]:
+        return _evaluate(self.model, self.wrapped, self.objective, _to(batch, self.device), self._autocast())
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return _autocast(self.device, self.spec.hyperparameters.precision)
 
     def optimizer_step(self) -> float:
         clip = self.spec.hyperparameters.grad_clip
@@ -160,18 +177,44 @@ def _fully_shard(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _evaluate(
+    model: nn.Module,
+    forward: Any,
+    objective: Objective,
+    batch: Batch,
+    autocast: contextlib.AbstractContextManager[Any],
+) -> dict[str, float]:
+    was_training = model.training
+    model.eval()  # dropout off: the eval loss must not depend on the RNG
+    try:
+        with torch.no_grad(), autocast:
+            loss, extra = objective(forward, batch)
+    finally:
+        model.train(was_training)
+    return {"loss": float(loss), **extra}
+
+
 class DeepSpeedEngine:
     """``deepspeed.initialize`` with our AdamW and scheduler; DeepSpeed does accumulation and clipping."""
 
     TAG = "ds"
 
     def __init__(
-        self, model: nn.Module, spec: TrainingJobSpec, total_steps: int, device: torch.device
+        self,
+        model: nn.Module,
+        spec: TrainingJobSpec,
+        total_steps: int,
+        device: torch.device,
+        objective: Objective = causal_lm,
     ) -> None:
         import deepspeed
 
         hp = spec.hyperparameters
-        self.model, self.spec, self.device = model, spec, device
+        self.model, self.spec, self.device, self.objective = model, spec, device, objective
         self.stage = spec.strategy.zero_stage or 2
         config = {
             "train_batch_size": hp.global_batch_size,
@@ -190,12 +233,15 @@ class DeepSpeedEngine:
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config, dist_init_required=False
         )
 
-    def micro_step(self, input_ids: torch.Tensor, *, last: bool) -> float:
-        input_ids = input_ids.to(self.engine.device)
-        loss = self.engine(input_ids=input_ids, labels=input_ids).loss
+    def micro_step(self, batch: Batch, *, last: bool) -> dict[str, float]:
+        loss, extra = self.objective(self.engine, _to(batch, self.engine.device))
         self.engine.backward(loss)  # scales by 1/accumulation itself
         self.engine.step()  # an optimizer step only at the accumulation boundary
-        return float(loss.detach().float())
+        return {"loss": float(loss.detach().float()), **extra}
+
+    def evaluate(self, batch: Batch) -> dict[str, float]:
+        batch = _to(batch, self.engine.device)
+        return _evaluate(self.model, self.engine, self.objective, batch, contextlib.nullcontext())
 
     def optimizer_step(self) -> float:
         norm = self.engine.get_global_grad_norm()
@@ -226,7 +272,13 @@ class DeepSpeedEngine:
         dist.barrier()
 
 
-def make_engine(model: nn.Module, spec: TrainingJobSpec, total_steps: int, device: torch.device) -> Engine:
+def make_engine(
+    model: nn.Module,
+    spec: TrainingJobSpec,
+    total_steps: int,
+    device: torch.device,
+    objective: Objective = causal_lm,
+) -> Engine:
     if spec.strategy.type == "deepspeed":
-        return DeepSpeedEngine(model, spec, total_steps, device)
-    return TorchEngine(model, spec, total_steps, device)
+        return DeepSpeedEngine(model, spec, total_steps, device, objective)
+    return TorchEngine(model, spec, total_steps, device, objective)

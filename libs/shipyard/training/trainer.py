@@ -6,23 +6,23 @@ GPU) whose ``FailureConfig(max_failures=backoffLimit)`` restarts the worker grou
 workers resume from the newest complete checkpoint in *Shipyard* storage (Ray's own ``storage_path`` is
 a throwaway temp dir for its bookkeeping). While ``fit()`` runs in a thread, this thread drains the
 channel into ``on_progress`` and turns ``cancel``/the deadline into a stop request. Finally the last
-checkpoint's model is exported next to the tokenizer and registered.
+checkpoint's model is exported next to the tokenizer and registered. A finetune (``type: finetune``)
+prepares its base model and encoded data first (``shipyard.finetune.prepare``), runs the same loop,
+and publishes an adapter (and merged model) instead (``shipyard.finetune.publish``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import pathlib
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import StorageConfig
-from shipyard.data.manifest import read_manifest
 from shipyard.errors import Cancelled, DeadlineExceeded, InvalidArgument
 from shipyard.storage import uri as uris
 from shipyard.storage.routing import RoutingStorage
@@ -30,11 +30,13 @@ from shipyard.training.checkpoint import CheckpointStore
 from shipyard.training.export import export_model, register_model
 from shipyard.training.failures import TrainingFailed, failure_from_report
 from shipyard.training.metrics import METRICS_FILE, StepMetrics, TrainingMeters
-from shipyard.training.model_init import fetch_tokenizer, is_model_uri, resolve_model_config
-from shipyard.training.presets import flops_per_token, peak_flops
+from shipyard.training.plans import finetune_plan, peak_flops_per_worker, pretrain_plan
 from shipyard.training.progress import ChannelSnapshot, start_channel
-from shipyard.training.spec import TrainingJob
+from shipyard.training.spec import JobType, TrainingJob
 from shipyard.training.worker_loop import WorkerPlan, train_worker
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["TrainingProgress", "TrainingResult", "run_training"]
 
@@ -66,6 +68,9 @@ class TrainingResult:
     restarts: int
     registered: str | None  # "model:<name>@<version>"
     history: list[dict[str, Any]] = field(default_factory=list)  # the step records this run streamed
+    merged_model_uri: str | None = None  # finetune with mergeAdapter: the merged HF model
+    merged_registered: str | None = None
+    data_report: dict[str, Any] = field(default_factory=dict)  # finetune: records kept/bad and why
 
 
 def run_training(
@@ -91,39 +96,29 @@ def run_training(
             "fsdp needs GPUs (gpusPerWorker >= 1); use ddp or deepspeed zeroStage 1/2 on CPU",
         )
     storage = RoutingStorage(storage_config)
-    manifest = read_manifest(storage, spec.data.dataset)
-    if not manifest.token_shards or manifest.seq_len is None:
-        raise InvalidArgument.field(
-            "spec.data.dataset", f"{manifest.uri} has no token shards; tokenize it first"
-        )
-    seq_len = spec.data.seq_len or manifest.seq_len
-    if seq_len > manifest.seq_len:
-        raise InvalidArgument.field(
-            "spec.data.seqLen", f"{seq_len} is more than the dataset's {manifest.seq_len}"
-        )
     hp = spec.hyperparameters
-    total_steps = hp.steps or math.ceil((hp.tokens or 0) / (hp.global_batch_size * seq_len))
     ckpt_uri = spec.checkpoint.uri or uris.join(storage_root, "checkpoints", name)
     store = CheckpointStore(storage, ckpt_uri, keep=spec.checkpoint.keep)
+    device = "cuda" if spec.resources.gpus_per_worker else "cpu"
+    peak = peak_flops_per_worker(device, hp.precision, spec.resources.cpus_per_worker)
+    sc = storage_config.model_dump(mode="json") if storage_config else None
     with tempfile.TemporaryDirectory(prefix="shipyard-train-") as tmp_name:
         tmp = pathlib.Path(tmp_name)
-        tokenizer = fetch_tokenizer(storage, manifest, tmp / "tokenizer")
-        source = resolve_model_config(
-            spec, manifest, tokenizer, storage=storage, local_dir=tmp / "base-model", seq_len=seq_len
-        )
-        device = "cuda" if spec.resources.gpus_per_worker else "cpu"
-        plan = WorkerPlan(
-            spec=spec.model_dump(mode="json"),
-            dataset_uri=manifest.uri,
-            checkpoint_uri=store.uri,
-            seq_len=seq_len,
-            total_steps=total_steps,
-            model_config=source.config.to_dict(),
-            model_weights_uri=uris.normalize(spec.model) if is_model_uri(spec.model) else None,
-            flops_per_token=flops_per_token(source.config, seq_len),
-            peak_flops=_peak(device, hp.precision, spec.resources.cpus_per_worker),
-            storage_config=storage_config.model_dump(mode="json") if storage_config else None,
-        )
+        if spec.type is JobType.FINETUNE:
+            from shipyard.finetune.prepare import prepare_finetune  # heavy: only finetunes pay for it
+
+            prepared = prepare_finetune(
+                spec,
+                storage=storage,
+                storage_root=storage_root,
+                storage_config=storage_config,
+                work_uri=store.uri,
+                tmp=tmp,
+            )
+            plan = finetune_plan(spec, prepared, store.uri, peak, sc)
+        else:
+            plan, tokenizer_dir, dataset_uri = pretrain_plan(spec, storage, store.uri, tmp, peak, sc)
+        total_steps = plan.total_steps
         run = _Run(job, plan, tmp, on_progress, cancel, started)
         snapshot = run.fit(ray_address)
         step = store.latest()
@@ -131,15 +126,29 @@ def run_training(
             raise TrainingFailed("WorkerCrashed", f"workers exited at step {step or 0} of {total_steps}")
         state = store.read_state(step)
         final = {**state.get("metrics", {}), "tokens_seen": float(state["tokens_seen"]), "steps": float(step)}
-        output = export_model(
-            storage,
-            store,
-            step,
-            tmp / "tokenizer",
-            spec.output.uri or uris.join(storage_root, "models", name),
-            {"job": job.model_dump(mode="json", by_alias=True), "state": state},
-        )
-        ref = register_model(storage, storage_root, job, output, dataset_uri=manifest.uri, metrics=final)
+        extra: dict[str, Any] = {}
+        if spec.type is JobType.FINETUNE:
+            from shipyard.finetune.publish import publish_finetune
+
+            published = publish_finetune(
+                storage, storage_root, store, step, job, prepared, metrics=final, state=state, tmp=tmp
+            )
+            output, ref = published.output_uri, published.registered
+            extra = {
+                "merged_model_uri": published.merged_uri,
+                "merged_registered": published.merged_registered,
+                "data_report": prepared.report,
+            }
+        else:
+            output = export_model(
+                storage,
+                store,
+                step,
+                tokenizer_dir,
+                spec.output.uri or uris.join(storage_root, "models", name),
+                {"job": job.model_dump(mode="json", by_alias=True), "state": state},
+            )
+            ref = register_model(storage, storage_root, job, output, dataset_uri=dataset_uri, metrics=final)
     return TrainingResult(
         output_model_uri=output,
         steps=step,
@@ -150,21 +159,8 @@ def run_training(
         restarts=snapshot.restarts,
         registered=ref,
         history=run.history,
+        **extra,
     )
-
-
-def _peak(device: str, precision: str, cpus_per_worker: float) -> float | None:
-    """Peak FLOP/s of one worker's device. A GPU is the worker's own; on CPU the known figure is the whole
-    machine's, and each worker gets the share of cores it reserved (so 2 workers on a 2-core machine
-    together count the machine's peak once, not twice)."""
-    if device == "cuda":
-        import torch
-
-        return peak_flops(torch.cuda.get_device_name() if torch.cuda.is_available() else "unknown", precision)
-    machine = peak_flops("cpu", precision)
-    if machine is None:
-        return None
-    return machine * min(1.0, cpus_per_worker / (os.cpu_count() or 1))
 
 
 class _Run:
@@ -183,6 +179,8 @@ class _Run:
         self.on_progress, self.cancel, self.started = on_progress, cancel, started
         self.history: list[dict[str, Any]] = []
         self.meters = TrainingMeters(job.metadata.name)
+        # Eval metrics come at checkpoints only; progress keeps showing the latest until the next one.
+        self._last_eval: dict[str, float] = {}
 
     def fit(self, ray_address: str | None) -> ChannelSnapshot:
         import ray
@@ -268,6 +266,7 @@ class _Run:
             previous = acc.records[-1]["tokens_seen"] if acc.records else 0
             self.meters.record(metrics, max(metrics.tokens_seen - previous, 0))
             acc.records = [record]  # only the latest is kept: the history lives in self.history
+            self._last_eval.update({k: v for k, v in metrics.extras.items() if k.startswith("eval_")})
             if self.on_progress is not None:
                 self.on_progress(
                     TrainingProgress(
@@ -275,7 +274,7 @@ class _Run:
                         total_steps=self.plan.total_steps,
                         tokens_seen=metrics.tokens_seen,
                         elapsed=time.monotonic() - self.started,
-                        metrics=metrics.scalars(),
+                        metrics={**self._last_eval, **metrics.scalars()},
                         last_checkpoint=acc.last_checkpoint,
                         restarts=acc.restarts,
                         worker_pids=tuple(acc.pids[r] for r in sorted(acc.pids)),

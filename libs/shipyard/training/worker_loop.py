@@ -4,8 +4,10 @@ Each (re)start of the worker group runs it from the top: it finds the newest com
 Shipyard storage (rank 0 decides, every rank follows), rebuilds model, optimizer, scheduler, RNG and
 data position from it, and trains to ``total_steps``. At every step boundary rank 0 reads the stop flag
 from the progress channel and broadcasts it, so all ranks stop together; a stop first writes a
-checkpoint. A NaN loss (the same on every rank after the all-reduce) is recorded as a fatal failure
-and ends the workers normally, so Ray does not retry a run that cannot succeed.
+checkpoint. A finetune (``type: finetune``) runs the same loop with the model, objective, loader and
+eval loss of ``shipyard.finetune.runtime``. A NaN loss (the same on every rank after the all-reduce)
+is recorded as a fatal failure and ends the workers normally, so Ray does not retry a run that
+cannot succeed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import ray
@@ -32,12 +34,15 @@ from shipyard.data.manifest import read_manifest
 from shipyard.storage import uri as uris
 from shipyard.storage.routing import RoutingStorage
 from shipyard.training.checkpoint import CheckpointStore, download_dir
-from shipyard.training.data_loader import DataPosition, ResumableLoader
+from shipyard.training.data_loader import DataPosition, ResumableLoader, StepLoader
 from shipyard.training.failures import TrainingFailed
 from shipyard.training.metrics import METRICS_FILE, MetricsLog, StepMetrics, mfu
 from shipyard.training.model_init import ModelSource, init_model
 from shipyard.training.spec import TrainingJobSpec
 from shipyard.training.strategies import Engine, make_engine
+
+if TYPE_CHECKING:
+    from shipyard.finetune.runtime import FinetuneRuntime
 
 __all__ = ["WorkerPlan", "train_worker"]
 
@@ -59,6 +64,7 @@ class WorkerPlan:
     flops_per_token: float
     peak_flops: float | None
     storage_config: dict[str, Any] | None
+    finetune: dict[str, Any] | None = None  # a FinetunePlan as a dict, for type: finetune
 
 
 def train_worker(config: dict[str, Any]) -> None:
@@ -87,9 +93,18 @@ class _Worker:
         self.storage = RoutingStorage(sc)
         self.store = CheckpointStore(self.storage, plan.checkpoint_uri, keep=self.spec.checkpoint.keep)
         self.device = ray.train.torch.get_device()
+        if self.device.type == "cpu":
+            # Ray exports OMP_NUM_THREADS for the worker's CPUs after torch may have sized its pool;
+            # without this a 2-CPU worker can compute on one thread.
+            torch.set_num_threads(max(1, int(self.spec.resources.cpus_per_worker)))
         self.log = MetricsLog(self.storage, uris.join(plan.checkpoint_uri, METRICS_FILE), tmp / METRICS_FILE)
         self._stop_ref: Any = None  # rank 0: the stop-flag request in flight
         self._stop_seen = 0
+        self.finetune: FinetuneRuntime | None = None
+        if plan.finetune is not None:
+            from shipyard.finetune.runtime import FinetuneRuntime
+
+            self.finetune = FinetuneRuntime(plan.finetune, self.spec, self.storage, tmp)
 
     def run(self) -> None:
         hp = self.spec.hyperparameters
@@ -101,34 +116,28 @@ class _Worker:
             self._load_rng(start)
         else:
             _seed_everything(hp.seed + self.rank)
-        manifest = read_manifest(self.storage, self.plan.dataset_uri)
-        loader = ResumableLoader(
-            self.storage,
-            manifest,
-            rank=self.rank,
-            world_size=self.world,
-            micro_batch_size=hp.micro_batch_size,
-            grad_accum=self.spec.gradient_accumulation_steps,
-            seq_len=self.plan.seq_len,
-            seed=hp.seed,
-            position=position,
-        )
+        loader = self._loader(position)
         if self.rank == 0:
             self.log.resume(start)
         step, tokens_seen = start, int(state.get("tokens_seen", 0))
         elapsed0 = float(state.get("elapsed", 0.0))
         began = time.monotonic()
-        tokens_per_step = loader.global_batch * self.plan.seq_len
         while step < self.plan.total_steps:
             t0 = time.monotonic()
             lr = engine.lr()  # the rate this step uses (DeepSpeed steps the scheduler inside micro_step)
             micro = loader.next_step()
-            losses = [engine.micro_step(mb, last=i == len(micro) - 1) for i, mb in enumerate(micro)]
+            outs = [engine.micro_step(mb, last=i == len(micro) - 1) for i, mb in enumerate(micro)]
             grad_norm = engine.optimizer_step()
-            # One collective per step carries both the mean loss and rank 0's view of the stop flag.
-            loss, stop = self._mean_and_stop(sum(losses) / len(losses))
+            means = {k: sum(o[k] for o in outs) / len(outs) for k in outs[0]}
+            # One collective per step carries the mean loss (and extras), the step's tokens and rank 0's
+            # view of the stop flag.
+            means, tokens_per_step, stop = self._reduce_step(means, self._step_tokens(loader))
+            loss = means.pop("loss")
             step, tokens_seen = step + 1, tokens_seen + tokens_per_step
-            dt = time.monotonic() - t0
+            checkpoint_now = step % self.spec.checkpoint.every_steps == 0 or step == self.plan.total_steps
+            dt = time.monotonic() - t0  # the eval below is not training time
+            if self.finetune is not None and (checkpoint_now or stop):
+                means.update(self.finetune.evaluate(engine, self.rank, self.world, self._comm_device()))
             metrics = StepMetrics(
                 step=step,
                 loss=loss,
@@ -139,6 +148,7 @@ class _Worker:
                 tokens_seen=tokens_seen,
                 elapsed=elapsed0 + time.monotonic() - began,
                 mfu=mfu(self.plan.flops_per_token, tokens_per_step / dt, self.plan.peak_flops, self.world),
+                extras=means,
             )
             if not math.isfinite(loss):
                 if self.rank == 0:
@@ -148,12 +158,46 @@ class _Worker:
             if self.rank == 0:
                 self.log.append(metrics)
                 self.channel.push.remote(metrics.to_dict())
-            if step % self.spec.checkpoint.every_steps == 0 or step == self.plan.total_steps or stop:
+            if checkpoint_now or stop:
                 self._checkpoint(engine, step, tokens_seen, loader.position, metrics)
             if stop:
                 return
 
+    def _loader(self, position: DataPosition) -> StepLoader:
+        hp = self.spec.hyperparameters
+        if self.finetune is not None:
+            return self.finetune.loader(self.rank, self.world, position)
+        return ResumableLoader(
+            self.storage,
+            read_manifest(self.storage, self.plan.dataset_uri),
+            rank=self.rank,
+            world_size=self.world,
+            micro_batch_size=hp.micro_batch_size,
+            grad_accum=self.spec.gradient_accumulation_steps,
+            seq_len=self.plan.seq_len,
+            seed=hp.seed,
+            position=position,
+        )
+
+    def _step_tokens(self, loader: StepLoader) -> int:
+        """This rank's tokens of the step: fixed-length rows for pretraining, real tokens for finetunes."""
+        if isinstance(loader, ResumableLoader):
+            return loader.global_batch * self.plan.seq_len // self.world
+        return int(getattr(loader, "last_tokens", 0))
+
     def _engine(self, start: int) -> Engine:
+        if self.finetune is not None:
+            resume_dir = None
+            if start:
+                resume_dir = self.tmp / "resume-model"
+                self.store.download(start, "model", resume_dir)
+            hp = self.spec.hyperparameters
+            engine = self.finetune.engine(self.plan.total_steps, self.device, resume_dir, hp.seed)
+            if start:
+                trainer_dir = self.tmp / "resume-trainer"
+                self.store.download(start, "trainer", trainer_dir)
+                engine.load(trainer_dir)
+            return engine
         source = ModelSource(LlamaConfig.from_dict(self.plan.model_config), None)
         if start:
             model_dir = self.tmp / "resume-model"
@@ -228,10 +272,14 @@ class _Worker:
         dist.broadcast(t, src=0)
         return int(t.item())
 
-    def _mean_and_stop(self, value: float) -> tuple[float, str | None]:
-        t = torch.tensor([value, float(self._stop_code())], dtype=torch.float64, device=self._comm_device())
+    def _reduce_step(self, means: dict[str, float], tokens: int) -> tuple[dict[str, float], int, str | None]:
+        """Means over ranks of ``means``, the sum of ``tokens``, and rank 0's stop flag: one all-reduce."""
+        keys = sorted(means)
+        values = [means[k] for k in keys] + [float(tokens), float(self._stop_code())]
+        t = torch.tensor(values, dtype=torch.float64, device=self._comm_device())
         dist.all_reduce(t)  # the stop code comes from rank 0 only (the others add 0)
-        return float(t[0].item()) / self.world, _STOP_NAMES[int(t[1].item())]
+        out = {k: float(t[i].item()) / self.world for i, k in enumerate(keys)}
+        return out, int(t[-2].item()), _STOP_NAMES[int(t[-1].item())]
 
     def _comm_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")

@@ -27,7 +27,6 @@ def spec_from_pb(spec: training_pb2.TrainingJobSpec) -> dict[str, Any]:
     return data
 
 
-
 def spec_to_pb(spec: dict[str, Any]) -> training_pb2.TrainingJobSpec:
     return json_format.ParseDict(spec, training_pb2.TrainingJobSpec())
 
@@ -65,6 +64,10 @@ def record_to_pb(r: TrainingJobRecord) -> training_pb2.TrainingJob:
         status.last_checkpoint = res.last_checkpoint or ""
         status.restarts = res.restarts
         status.metrics.CopyFrom(_metrics(res.final_metrics))
+        status.merged_model = res.merged_model_uri or ""
+        status.registered_merged_model = res.merged_registered or ""
+        if res.data_report:
+            status.data_report.CopyFrom(_data_report(res.data_report))
     return training_pb2.TrainingJob(metadata=common.metadata_to_pb(r), spec=spec_to_pb(r.spec), status=status)
 
 
@@ -76,6 +79,25 @@ def _metrics(m: dict[str, float]) -> training_pb2.TrainingMetrics:
         step_time_seconds=m.get("step_time_s", 0.0),
         mfu=m.get("mfu", 0.0) or 0.0,
         grad_norm=m.get("grad_norm", 0.0),
+        eval_loss=m.get("eval_loss"),
+        reward_accuracy=m.get("reward_accuracy"),
+        reward_margin=m.get("reward_margin"),
+    )
+
+
+def _data_report(r: dict[str, Any]) -> training_pb2.DataReport:
+    """The finetune's data report (``shipyard.finetune.dataset.DataReport`` as a dict)."""
+    return training_pb2.DataReport(
+        format=str(r.get("format", "")),
+        total=int(r.get("total", 0)),
+        kept=int(r.get("kept", 0)),
+        bad=int(r.get("bad", 0)),
+        truncated=int(r.get("truncated", 0)),
+        reasons={str(k): int(v) for k, v in (r.get("reasons") or {}).items()},
+        bad_examples=[
+            f"[{b.get('index')}] {b.get('reason')}: {b.get('detail') or b.get('excerpt', '')}"
+            for b in r.get("bad_examples") or []
+        ],
     )
 
 

@@ -54,8 +54,8 @@ def _loader(manifest: DatasetManifest, **kw: object) -> ResumableLoader:
     return ResumableLoader(LocalStorage(), manifest, **args)  # type: ignore[arg-type]
 
 
-def _ids(micro_batches: list[torch.Tensor]) -> list[int]:
-    return [int(row[0]) for mb in micro_batches for row in mb]
+def _ids(micro_batches: list[dict[str, torch.Tensor]]) -> list[int]:
+    return [int(row[0]) for mb in micro_batches for row in mb["input_ids"]]
 
 
 def test_same_seed_gives_same_batches_and_another_seed_differs(dataset: DatasetManifest) -> None:
@@ -67,8 +67,8 @@ def test_same_seed_gives_same_batches_and_another_seed_differs(dataset: DatasetM
 
 def test_micro_batches_have_the_requested_shape(dataset: DatasetManifest) -> None:
     step = _loader(dataset, seq_len=5).next_step()
-    assert [tuple(mb.shape) for mb in step] == [(2, 5), (2, 5)]
-    assert step[0].dtype == torch.int64
+    assert [tuple(mb["input_ids"].shape) for mb in step] == [(2, 5), (2, 5)]
+    assert step[0]["input_ids"].dtype == torch.int64
 
 
 def test_ranks_take_disjoint_slices_that_cover_the_global_batch(dataset: DatasetManifest) -> None:

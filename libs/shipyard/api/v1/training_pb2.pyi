@@ -100,7 +100,7 @@ class TrainingOutput(_message.Message):
     def __init__(self, uri: _Optional[str] = ..., register_as: _Optional[str] = ...) -> None: ...
 
 class TrainingJobSpec(_message.Message):
-    __slots__ = ("type", "model", "model_overrides", "data", "hyperparameters", "resources", "strategy", "checkpoint", "run_policy", "output")
+    __slots__ = ("type", "model", "model_overrides", "data", "hyperparameters", "resources", "strategy", "checkpoint", "run_policy", "output", "finetune")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,7 @@ class TrainingJobSpec(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     RUN_POLICY_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    FINETUNE_FIELD_NUMBER: _ClassVar[int]
     type: str
     model: str
     model_overrides: _struct_pb2.Struct
@@ -121,26 +122,114 @@ class TrainingJobSpec(_message.Message):
     checkpoint: CheckpointPolicy
     run_policy: RunPolicy
     output: TrainingOutput
-    def __init__(self, type: _Optional[str] = ..., model: _Optional[str] = ..., model_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., data: _Optional[_Union[TrainingData, _Mapping]] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., resources: _Optional[_Union[TrainingResources, _Mapping]] = ..., strategy: _Optional[_Union[TrainingStrategy, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointPolicy, _Mapping]] = ..., run_policy: _Optional[_Union[RunPolicy, _Mapping]] = ..., output: _Optional[_Union[TrainingOutput, _Mapping]] = ...) -> None: ...
+    finetune: FinetuneSpec
+    def __init__(self, type: _Optional[str] = ..., model: _Optional[str] = ..., model_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., data: _Optional[_Union[TrainingData, _Mapping]] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., resources: _Optional[_Union[TrainingResources, _Mapping]] = ..., strategy: _Optional[_Union[TrainingStrategy, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointPolicy, _Mapping]] = ..., run_policy: _Optional[_Union[RunPolicy, _Mapping]] = ..., output: _Optional[_Union[TrainingOutput, _Mapping]] = ..., finetune: _Optional[_Union[FinetuneSpec, _Mapping]] = ...) -> None: ...
+
+class LoraSpec(_message.Message):
+    __slots__ = ("r", "alpha", "dropout", "target_modules")
+    R_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    DROPOUT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MODULES_FIELD_NUMBER: _ClassVar[int]
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, r: _Optional[int] = ..., alpha: _Optional[float] = ..., dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BadRecords(_message.Message):
+    __slots__ = ("policy", "max_fraction")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    max_fraction: float
+    def __init__(self, policy: _Optional[str] = ..., max_fraction: _Optional[float] = ...) -> None: ...
+
+class DpoSpec(_message.Message):
+    __slots__ = ("beta", "reference_free")
+    BETA_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FREE_FIELD_NUMBER: _ClassVar[int]
+    beta: float
+    reference_free: bool
+    def __init__(self, beta: _Optional[float] = ..., reference_free: _Optional[bool] = ...) -> None: ...
+
+class FinetuneSpec(_message.Message):
+    __slots__ = ("method", "adapter", "lora", "data_format", "chat_template", "train_on", "packing", "max_seq_len", "validation_fraction", "bad_records", "dpo", "merge_adapter")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    LORA_FIELD_NUMBER: _ClassVar[int]
+    DATA_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CHAT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ON_FIELD_NUMBER: _ClassVar[int]
+    PACKING_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    BAD_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    DPO_FIELD_NUMBER: _ClassVar[int]
+    MERGE_ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    adapter: str
+    lora: LoraSpec
+    data_format: str
+    chat_template: str
+    train_on: str
+    packing: bool
+    max_seq_len: int
+    validation_fraction: float
+    bad_records: BadRecords
+    dpo: DpoSpec
+    merge_adapter: bool
+    def __init__(self, method: _Optional[str] = ..., adapter: _Optional[str] = ..., lora: _Optional[_Union[LoraSpec, _Mapping]] = ..., data_format: _Optional[str] = ..., chat_template: _Optional[str] = ..., train_on: _Optional[str] = ..., packing: _Optional[bool] = ..., max_seq_len: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., bad_records: _Optional[_Union[BadRecords, _Mapping]] = ..., dpo: _Optional[_Union[DpoSpec, _Mapping]] = ..., merge_adapter: _Optional[bool] = ...) -> None: ...
 
 class TrainingMetrics(_message.Message):
-    __slots__ = ("loss", "learning_rate", "tokens_per_second", "step_time_seconds", "mfu", "grad_norm")
+    __slots__ = ("loss", "learning_rate", "tokens_per_second", "step_time_seconds", "mfu", "grad_norm", "eval_loss", "reward_accuracy", "reward_margin")
     LOSS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     STEP_TIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MFU_FIELD_NUMBER: _ClassVar[int]
     GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
+    EVAL_LOSS_FIELD_NUMBER: _ClassVar[int]
+    REWARD_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    REWARD_MARGIN_FIELD_NUMBER: _ClassVar[int]
     loss: float
     learning_rate: float
     tokens_per_second: float
     step_time_seconds: float
     mfu: float
     grad_norm: float
-    def __init__(self, loss: _Optional[float] = ..., learning_rate: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., step_time_seconds: _Optional[float] = ..., mfu: _Optional[float] = ..., grad_norm: _Optional[float] = ...) -> None: ...
+    eval_loss: float
+    reward_accuracy: float
+    reward_margin: float
+    def __init__(self, loss: _Optional[float] = ..., learning_rate: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., step_time_seconds: _Optional[float] = ..., mfu: _Optional[float] = ..., grad_norm: _Optional[float] = ..., eval_loss: _Optional[float] = ..., reward_accuracy: _Optional[float] = ..., reward_margin: _Optional[float] = ...) -> None: ...
+
+class DataReport(_message.Message):
+    __slots__ = ("format", "total", "kept", "bad", "truncated", "reasons", "bad_examples")
+    class ReasonsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    BAD_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    BAD_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    total: int
+    kept: int
+    bad: int
+    truncated: int
+    reasons: _containers.ScalarMap[str, int]
+    bad_examples: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, format: _Optional[str] = ..., total: _Optional[int] = ..., kept: _Optional[int] = ..., bad: _Optional[int] = ..., truncated: _Optional[int] = ..., reasons: _Optional[_Mapping[str, int]] = ..., bad_examples: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingJobStatus(_message.Message):
-    __slots__ = ("state", "progress", "conditions", "step", "total_steps", "tokens_seen", "last_checkpoint", "metrics", "output_model", "registered_model", "metrics_uri", "restarts", "start_time", "completion_time", "message")
+    __slots__ = ("state", "progress", "conditions", "step", "total_steps", "tokens_seen", "last_checkpoint", "metrics", "output_model", "registered_model", "metrics_uri", "restarts", "start_time", "completion_time", "message", "merged_model", "registered_merged_model", "data_report")
     STATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +245,9 @@ class TrainingJobStatus(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TIME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MERGED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_MERGED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    DATA_REPORT_FIELD_NUMBER: _ClassVar[int]
     state: _common_pb2.JobState
     progress: _common_pb2.Progress
     conditions: _containers.RepeatedCompositeFieldContainer[_common_pb2.Condition]
@@ -171,7 +263,10 @@ class TrainingJobStatus(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     completion_time: _timestamp_pb2.Timestamp
     message: str
-    def __init__(self, state: _Optional[_Union[_common_pb2.JobState, str]] = ..., progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., conditions: _Optional[_Iterable[_Union[_common_pb2.Condition, _Mapping]]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., tokens_seen: _Optional[int] = ..., last_checkpoint: _Optional[str] = ..., metrics: _Optional[_Union[TrainingMetrics, _Mapping]] = ..., output_model: _Optional[str] = ..., registered_model: _Optional[str] = ..., metrics_uri: _Optional[str] = ..., restarts: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    merged_model: str
+    registered_merged_model: str
+    data_report: DataReport
+    def __init__(self, state: _Optional[_Union[_common_pb2.JobState, str]] = ..., progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., conditions: _Optional[_Iterable[_Union[_common_pb2.Condition, _Mapping]]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., tokens_seen: _Optional[int] = ..., last_checkpoint: _Optional[str] = ..., metrics: _Optional[_Union[TrainingMetrics, _Mapping]] = ..., output_model: _Optional[str] = ..., registered_model: _Optional[str] = ..., metrics_uri: _Optional[str] = ..., restarts: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., merged_model: _Optional[str] = ..., registered_merged_model: _Optional[str] = ..., data_report: _Optional[_Union[DataReport, _Mapping]] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
     __slots__ = ("metadata", "spec", "status")
