@@ -115,6 +115,8 @@ def job_manifest(
         args += ["--limit", str(spec.limit)]
     if spec.num_fewshot is not None:
         args += ["--num-fewshot", str(spec.num_fewshot)]
+    if spec.model_name is not None:
+        args += ["--model-name", spec.model_name]
     meta = owner.child_metadata(owner.name)
     meta["annotations"] = {contract.MODEL_ANNOTATION: model}
     ttl = spec.ttl_seconds_after_finished

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
@@ -44,6 +44,7 @@ class EvalSummary:
     dimensions: dict[str, float]
     num_samples: int
     num_failed: int
+    stderr: dict[str, float] = field(default_factory=dict)  # standard error per score key
 
 
 class EvaluationRunner:
@@ -97,6 +98,7 @@ class EvaluationRunner:
             model = self._resolve_model_from(parsed.model_from.training_job)
         return EvaluationPlan(
             model=model,
+            model_name=parsed.model_name,
             tasks=tuple(parsed.tasks),
             data_root=self._data_root,
             storage_root=self._root,
@@ -128,6 +130,7 @@ class EvaluationRunner:
             dimensions=dict(report.dimensions),
             num_samples=sum(t.num_samples for t in report.tasks if not t.subtasks),
             num_failed=report.num_failed,
+            stderr=report.stderrs(),
         )
 
     def progress_to_json(self, p: EvalProgress) -> dict[str, Any]:
@@ -150,10 +153,13 @@ class EvaluationRunner:
             "dimensions": r.dimensions,
             "numSamples": r.num_samples,
             "numFailed": r.num_failed,
+            "stderr": r.stderr,
         }
 
     def result_from_json(self, d: dict[str, Any]) -> EvalSummary:
-        return EvalSummary(d["reportUri"], d["scores"], d["dimensions"], d["numSamples"], d["numFailed"])
+        return EvalSummary(
+            d["reportUri"], d["scores"], d["dimensions"], d["numSamples"], d["numFailed"], d.get("stderr", {})
+        )
 
 
 def evaluation_job_manager(

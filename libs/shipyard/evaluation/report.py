@@ -125,6 +125,15 @@ class EvaluationReport:
         """Every metric as ``"<task>/<metric>"`` (what the operator's status and gates read), NaN left out."""
         return {f"{t.task}/{k}": v for t in self.tasks for k, v in t.metrics.items() if not math.isnan(v)}
 
+    def stderrs(self) -> dict[str, float]:
+        """The standard error of every score in ``scores()``, under the same keys (NaN left out)."""
+        return {
+            f"{t.task}/{k}": v
+            for t in self.tasks
+            for k, v in t.stderr.items()
+            if not math.isnan(v) and not math.isnan(t.metrics.get(k, math.nan))
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,

@@ -27,6 +27,9 @@ class EvaluationResources(SpecModel):
 
 
 class EvaluationJobSpec(ModelSource):
+    model_name: str | None = Field(
+        None, description="Served model name, when model is an http(s) OpenAI-compatible endpoint."
+    )
     tasks: list[str] = Field(min_length=1, description="Benchmark tasks, e.g. [gsm8k, mmlu, hellaswag].")
     limit: int | None = Field(None, ge=1, description="At most this many samples per task.")
     num_fewshot: int | None = Field(
