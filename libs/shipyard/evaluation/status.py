@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.lifecycle import JobState
-from shipyard.resources.status import Condition, EvaluationJobStatus, JobPhase
+from shipyard.resources.status import EvaluationJobStatus, JobPhase, conditions_from_record
 
 __all__ = ["evaluation_status"]
 
@@ -15,16 +15,7 @@ def evaluation_status(record: dict[str, Any]) -> EvaluationJobStatus:
     result = record.get("result") or {}
     return EvaluationJobStatus(
         phase=JobPhase.from_state(JobState(record["state"])),
-        conditions=[
-            Condition(
-                type=c["type"],
-                status=c["status"],
-                reason=c["reason"] or None,
-                message=c["message"] or None,
-                last_transition_time=c["lastTransitionTime"],
-            )
-            for c in record.get("conditions", [])
-        ],
+        conditions=conditions_from_record(record),
         scores={str(k): float(v) for k, v in (result.get("scores") or {}).items()},
         report_uri=result.get("reportUri"),
         message=record.get("message") or None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -91,6 +91,20 @@ _CONDITIONS = Field(
     # A list-map keyed by type lets server-side apply merge conditions instead of replacing the list.
     json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
 )
+
+
+def conditions_from_record(record: dict[str, Any]) -> list[Condition]:
+    """The conditions of a stored embedded job record (``JobStore`` JSON), as the CRD status has them."""
+    return [
+        Condition(
+            type=c["type"],
+            status=c["status"],
+            reason=c["reason"] or None,
+            message=c["message"] or None,
+            last_transition_time=c["lastTransitionTime"],
+        )
+        for c in record.get("conditions", [])
+    ]
 
 
 class TrainingMetrics(StatusModel):

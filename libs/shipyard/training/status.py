@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.lifecycle import JobState
-from shipyard.resources.status import Condition, JobPhase, TrainingJobStatus, TrainingMetrics
+from shipyard.resources.status import JobPhase, TrainingJobStatus, TrainingMetrics, conditions_from_record
 
 
 def training_status(state: JobState, record: dict[str, Any]) -> TrainingJobStatus:
@@ -19,16 +19,7 @@ def training_status(state: JobState, record: dict[str, Any]) -> TrainingJobStatu
     metrics = result.get("final_metrics") or progress.get("metrics") or {}
     return TrainingJobStatus(
         phase=JobPhase.from_state(state),
-        conditions=[
-            Condition(
-                type=c["type"],
-                status=c["status"],
-                reason=c["reason"] or None,
-                message=c["message"] or None,
-                last_transition_time=c["lastTransitionTime"],
-            )
-            for c in record.get("conditions", [])
-        ],
+        conditions=conditions_from_record(record),
         step=result.get("steps", progress.get("step")),
         total_steps=progress.get("total_steps"),
         tokens_seen=result.get("tokens_seen", progress.get("tokens_seen")),
