@@ -39,7 +39,8 @@ def train(
             last = i == len(micro) - 1
             sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
             with sync:
-                loss = wrapped(input_ids=batch, labels=batch).loss
+                ids = batch["input_ids"]
+                loss = wrapped(input_ids=ids, labels=ids).loss
                 (loss / trainee.accum).backward()
             losses.append(float(loss.detach()))
         torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), 1.0)

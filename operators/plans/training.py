@@ -235,7 +235,7 @@ def training_status(
 
 
 _FINISHED = frozenset({JobPhase.SUCCEEDED.value, JobPhase.FAILED.value, JobPhase.CANCELLED.value})
-_METRIC_KEYS = frozenset({"loss", "learningRate", "tokensPerSecond", "mfu"})
+_METRIC_KEYS = frozenset({"loss", "learningRate", "tokensPerSecond", "mfu", "evalLoss"})
 _MESSAGES = {
     JobPhase.PENDING: "RayJob {name} is starting its Ray cluster",
     JobPhase.SUSPENDED: "suspended (runPolicy.suspend or the queue holds it)",

@@ -40,5 +40,3 @@ def jobs(obj: CliContext, kind: str | None) -> None:
             name, job_kind, state, reason, _age(now - datetime.fromisoformat(created)), message[:60]
         )
     display.out.print(table)
-
-

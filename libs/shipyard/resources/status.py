@@ -114,6 +114,7 @@ class TrainingMetrics(StatusModel):
     learning_rate: float | None = Field(None, ge=0, description="Learning rate at the last logged step.")
     tokens_per_second: float | None = Field(None, ge=0, description="Training throughput over all workers.")
     mfu: float | None = Field(None, ge=0, description="Model FLOPs utilization (0..1).")
+    eval_loss: float | None = Field(None, description="Loss on the validation split (finetuning).")
 
 
 class TrainingJobStatus(StatusModel):

@@ -202,6 +202,10 @@ class _CrossFieldError(ValueError):
         super().__init__(message)
         self.field = field
 
+    def __reduce__(self) -> tuple[type[_CrossFieldError], tuple[str, str]]:
+        # Ray pickles exceptions raised in workers; the default reduce would drop ``field``.
+        return type(self), (self.field, str(self))
+
 
 def _field_error(field: str, message: str) -> _CrossFieldError:
     return _CrossFieldError(field, message)

@@ -29,6 +29,7 @@ def training_status(state: JobState, record: dict[str, Any]) -> TrainingJobStatu
             learning_rate=metrics.get("lr"),
             tokens_per_second=metrics.get("tokens_per_s"),
             mfu=metrics.get("mfu"),
+            eval_loss=metrics.get("eval_loss"),
         )
         if metrics
         else None,

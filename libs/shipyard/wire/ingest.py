@@ -37,7 +37,6 @@ def spec_from_pb(spec: ingest_pb2.IngestJobSpec) -> dict[str, Any]:
     return out
 
 
-
 def spec_to_pb(spec: dict[str, Any]) -> ingest_pb2.IngestJobSpec:
     inp, out, ex = spec["input"], spec["output"], spec.get("execution") or {}
     msg = ingest_pb2.IngestJobSpec(
