@@ -15,7 +15,7 @@ SHIPYARD=${SHIPYARD:-shipyard}
 Q=.shipyard/quickstart
 export SHIPYARD_EVAL_DATA_ROOT=${SHIPYARD_EVAL_DATA_ROOT:-../shared/data/eval}
 TASKS=hellaswag,truthfulqa_mc1
-LIMIT=${QUICKSTART_EVAL_LIMIT:-40}
+LIMIT=${QUICKSTART_EVAL_LIMIT:-20}
 QUESTION="Give three tips for staying healthy."
 
 stage() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from shipyard.api.v1 import inference_pb2, inference_pb2_grpc
+from shipyard.engine.outputs import RequestOutput
 from shipyard.engine.request_stream import SyncRequestStream
 from shipyard.errors import InvalidArgument
 from shipyard.wire import inference as convert
@@ -34,20 +35,20 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def Generate(
         self, request: inference_pb2.GenerateRequest, context: grpc.ServicerContext
     ) -> inference_pb2.GenerateResponse:
-        model, stream = self._submit(request, context)
+        model, prompt, stream = self._submit(request, context)
         with stream:
             outputs = list(stream)
-        return convert.response_pb(outputs, model, self._decode)
+        return self._response(outputs, model, prompt)
 
     def GenerateStream(
         self, request: inference_pb2.GenerateRequest, context: grpc.ServicerContext
     ) -> Iterator[inference_pb2.GenerateResponse]:
-        model, stream = self._submit(request, context)
+        model, prompt, stream = self._submit(request, context)
         # A cancelled call stops pulling from this generator; closing it (finally) aborts the request.
         context.add_callback(stream.close)
         with stream:
             for out in stream:
-                yield convert.response_pb([out], model, self._decode)
+                yield self._response([out], model, prompt)
 
     def ListModels(
         self, request: inference_pb2.ListModelsRequest, context: grpc.ServicerContext
@@ -67,7 +68,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     def _submit(
         self, request: inference_pb2.GenerateRequest, context: grpc.ServicerContext
-    ) -> tuple[str, SyncRequestStream]:
+    ) -> tuple[str, list[int], SyncRequestStream]:
         prompt = convert.prompt_from_pb(request)
         field = {"text": "text", "tokens": "tokens.token_ids", "chat": "chat.messages"}
         token_ids = encode(
@@ -90,7 +91,15 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             )
         except InvalidArgument as exc:
             raise convert.with_request_fields(exc) from None
-        return adapter or self._served.base_name, stream
+        return adapter or self._served.base_name, token_ids, stream
+
+    def _response(
+        self, outputs: list[RequestOutput], model: str, prompt: list[int]
+    ) -> inference_pb2.GenerateResponse:
+        if not any(out.prompt_logprobs for out in outputs):
+            return convert.response_pb(outputs, model, self._decode)
+        texts = convert.prompt_token_texts(self._served.tokenizer, prompt)
+        return convert.response_pb(outputs, model, self._decode, prompt_token_ids=prompt, prompt_texts=texts)
 
     def _decode(self, token_id: int) -> str:
         return self._served.tokenizer.decode([token_id])

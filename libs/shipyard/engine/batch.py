@@ -5,8 +5,9 @@ feed now (a prefill chunk, or the one token sampled last step), where they start
 the sequence's block table. The runner writes those tokens' keys and values into the KV cache at the
 slots the block table gives (position ``p`` lives in block ``block_table[p // block_size]`` at offset
 ``p % block_size``), attends over positions ``[0, start_pos + len(token_ids))``, and returns the
-next-token logits of the chunks that asked for them. Blocks are owned by the block manager; the runner
-only reads and writes the KV tensors behind them.
+next-token logits of the chunks that asked for them: one row (the chunk's last token) per chunk with
+``needs_logits``, or one row per token of a chunk with ``all_logits`` (prompt log-probabilities).
+Blocks are owned by the block manager; the runner only reads and writes the KV tensors behind them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ class SequenceChunk:
     block_table: list[int]  # physical blocks covering positions [0, start_pos + len(token_ids))
     needs_logits: bool  # True when the chunk reaches the sequence's last token: sample the next one
     adapter: str | None = None  # LoRA adapter name; None = the base model
+    # Logits of every token fed (prompt logprobs), not only the last; its last row is then the
+    # next-token row when ``needs_logits`` is also set.
+    all_logits: bool = False
+
+    @property
+    def num_logit_rows(self) -> int:
+        """Rows of the step's logits this chunk owns."""
+        if self.all_logits:
+            return len(self.token_ids)
+        return 1 if self.needs_logits else 0
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class ModelRunner(Protocol):
     num_blocks: int  # KV blocks allocated (sized from the configured memory budget)
 
     def execute(self, batch: ModelInput) -> torch.Tensor:
-        """float32 logits ``[n, vocab_size]`` for the chunks with ``needs_logits``, in chunk order."""
+        """float32 logits ``[sum(c.num_logit_rows), vocab_size]``, in chunk order (see the module doc)."""
         ...
 
     def load_adapter(self, name: str, path: str) -> None:

@@ -46,7 +46,7 @@ class StepPlan:
     decode_rows: torch.Tensor | None  # [B] rows of the one-token chunks
     decode_slots: torch.Tensor | None  # [B, L] their context slots, padded with each one's last slot
     decode_mask: torch.Tensor | None  # [B, 1, 1, L] True where a key is inside the sequence
-    logit_rows: torch.Tensor  # [n] last rows of the chunks with needs_logits
+    logit_rows: torch.Tensor  # [n] last rows of the chunks with needs_logits, every row of all_logits ones
     lora_groups: dict[str, torch.Tensor | None]  # adapter -> its rows (None = every row)
 
 
@@ -91,7 +91,9 @@ def plan_step(
         else:
             mask = torch.arange(end_pos)[None, :] <= context[start:, None]
             prefills.append(PrefillSpan(begin, begin + n, slots.to(device), mask.to(device)))
-        if chunk.needs_logits:
+        if chunk.all_logits:
+            logit_rows.extend(range(begin, begin + n))
+        elif chunk.needs_logits:
             logit_rows.append(begin + n - 1)
         adapter_rows.setdefault(chunk.adapter, []).extend(range(begin, begin + n))
     token_ids = torch.tensor(ids, dtype=torch.long)

@@ -21,9 +21,9 @@ from shipyard.engine.block_manager import BlockManager
 from shipyard.engine.detokenizer import IncrementalDetokenizer
 from shipyard.engine.metrics import EngineMetrics
 from shipyard.engine.outputs import EngineStats, RequestOutput, TokenLogprob
-from shipyard.engine.sampler import Sampler, SampleRequest
+from shipyard.engine.sampler import Sampler, SampleRequest, score_tokens
 from shipyard.engine.sampling_params import SamplingParams
-from shipyard.engine.scheduler import Scheduler
+from shipyard.engine.scheduler import ScheduledChunk, Scheduler
 from shipyard.engine.sequence import Sequence
 from shipyard.errors import Internal, InvalidArgument, NotFound, ResourceExhausted, ShipyardError
 
@@ -156,12 +156,13 @@ class LLMEngine:
             self._update_gauges()
             return []
         try:
-            logits = self.runner.execute(sched.model_input())
+            model_input = sched.model_input()
+            logits = self.runner.execute(model_input)
             sampling = [c for c in sched.scheduled if c.needs_logits]
-            if tuple(logits.shape[:1]) != (len(sampling),):
-                raise Internal(
-                    f"runner returned logits of shape {tuple(logits.shape)} for {len(sampling)} rows"
-                )
+            expected = sum(c.num_logit_rows for c in model_input.chunks)
+            if tuple(logits.shape[:1]) != (expected,):
+                raise Internal(f"runner returned logits of shape {tuple(logits.shape)} for {expected} rows")
+            logits = self._score_prompts(sched.scheduled, logits)
         except Exception as exc:  # noqa: BLE001 - a bad step must not take the engine down
             log.exception("engine step failed; failing its %d requests", len(sched.scheduled))
             return self._fail([c.seq for c in sched.scheduled], exc)
@@ -185,6 +186,30 @@ class LLMEngine:
                 outputs.append(self._append_token(self._requests[chunk.seq.request_id], token, lp, now))
         self._update_gauges()
         return outputs
+
+    def _score_prompts(self, scheduled: list[ScheduledChunk], logits: torch.Tensor) -> torch.Tensor:
+        """Record prompt logprobs from the ``all_logits`` chunks' rows; the next-token rows are returned."""
+        if not any(c.all_logits for c in scheduled):
+            return logits
+        keep: list[int] = []
+        row = 0
+        for chunk in scheduled:
+            if not chunk.all_logits:
+                if chunk.needs_logits:
+                    keep.append(row)
+                    row += 1
+                continue
+            seq, start = chunk.seq, chunk.seq.num_computed
+            # Row j predicts prompt token start + j + 1; the prompt's last row predicts the first output.
+            targets = seq.prompt_token_ids[start + 1 : start + 1 + chunk.num_tokens]
+            del seq.prompt_logprobs[start + 1 :]  # a preempted sequence recomputes from the start
+            if targets:
+                top_n = seq.params.prompt_logprobs or 0
+                seq.prompt_logprobs.extend(score_tokens(logits[row : row + len(targets)], targets, top_n))
+            row += chunk.num_tokens
+            if chunk.needs_logits:
+                keep.append(row - 1)
+        return logits[keep]
 
     def _append_token(self, req: _Request, token: int, lp: TokenLogprob | None, now: float) -> RequestOutput:
         seq = req.seq
@@ -250,6 +275,9 @@ class LLMEngine:
         finished: bool,
         error: ShipyardError | None = None,
     ) -> RequestOutput:
+        prompt_lps = None
+        if seq.params.prompt_logprobs is not None and seq.num_output_tokens == len(tokens) == 1:
+            prompt_lps = tuple(seq.prompt_logprobs)  # the first output: the prompt is fully scored
         return RequestOutput(
             request_id=seq.request_id,
             text=text,
@@ -261,6 +289,7 @@ class LLMEngine:
             completion_tokens=seq.num_output_tokens,
             cached_tokens=seq.num_cached_tokens,
             error=error,
+            prompt_logprobs=prompt_lps,
         )
 
     # -- adapters and stats ------------------------------------------------------------------------

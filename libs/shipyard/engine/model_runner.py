@@ -99,7 +99,7 @@ class PagedModelRunner:
         self._decoder = PagedDecoder(model, self.cache, self.loras)
 
     def execute(self, batch: ModelInput) -> torch.Tensor:
-        """float32 logits ``[n, vocab_size]`` for the chunks with ``needs_logits``, in chunk order."""
+        """float32 logits, one row per ``chunk.num_logit_rows``, in chunk order (``batch.py``)."""
         for index, chunk in enumerate(batch.chunks):
             if chunk.adapter is not None and chunk.adapter not in self.loras:
                 raise InvalidArgument.field(

@@ -36,6 +36,9 @@ class RequestOutput:
     completion_tokens: int  # cumulative
     cached_tokens: int  # prompt tokens served from the prefix cache
     error: ShipyardError | None = None  # set when the step computing this request failed
+    # Once, in the request's first output, when SamplingParams.prompt_logprobs is set: one entry per
+    # prompt token, None for the first (nothing predicts it).
+    prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from shipyard.errors import DeadlineExceeded, ShipyardError
 __all__ = ["AsyncRequestStream", "SyncRequestStream"]
 
 Item = RequestOutput | ShipyardError
+# Put into a blocking stream's queue by ``close()``: wakes a reader that would otherwise wait forever for
+# an engine that may already have stopped (a cancelled gRPC call closes the stream from another thread).
+_CLOSED = object()
 
 
 class _StreamState:
@@ -122,7 +125,7 @@ class SyncRequestStream:
         self, request_id: str, deadline: float | None, span: Span, abort: Callable[[str], None]
     ) -> None:
         self._state = _StreamState(request_id, deadline, span, abort)
-        self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Item | object] = queue.SimpleQueue()
 
     @property
     def request_id(self) -> str:
@@ -144,10 +147,15 @@ class SyncRequestStream:
         except BaseException:
             self._state.close(aborted=True, error=None)
             raise
+        if item is _CLOSED:
+            raise StopIteration
+        assert isinstance(item, RequestOutput | ShipyardError)
         return self._state.accept(item)
 
     def close(self) -> None:
-        self._state.close(aborted=True, error=None)
+        if not self._state.done:
+            self._state.close(aborted=True, error=None)
+            self._queue.put(_CLOSED)
 
     def __enter__(self) -> SyncRequestStream:
         return self

@@ -15,7 +15,7 @@ import torch
 from shipyard.engine.outputs import TokenLogprob
 from shipyard.engine.sampling_params import SamplingParams
 
-__all__ = ["SampleRequest", "Sampler"]
+__all__ = ["SampleRequest", "Sampler", "score_tokens"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,17 @@ def _logprobs(raw: torch.Tensor, tokens: list[int], rows: list[SampleRequest]) -
             top = tuple(zip(top_ids[j, :n].tolist(), top_vals[j, :n].tolist(), strict=True))
         result[i] = TokenLogprob(tokens[i], float(logp[j, tokens[i]]), top)
     return result
+
+
+def score_tokens(logits: torch.Tensor, targets: list[int], top_n: int) -> list[TokenLogprob]:
+    """Prompt logprobs: row ``i`` of ``logits`` predicts ``targets[i]``; its logprob and the top ``top_n``."""
+    logp = logits[: len(targets)].float().log_softmax(dim=-1)
+    ids = torch.tensor(targets, dtype=torch.long, device=logp.device)
+    chosen = logp.gather(1, ids[:, None])[:, 0].tolist()
+    if not top_n:
+        return [TokenLogprob(t, v) for t, v in zip(targets, chosen, strict=True)]
+    top_vals, top_ids = logp.topk(top_n, dim=-1)
+    return [
+        TokenLogprob(t, v, tuple(zip(i, tv, strict=True)))
+        for t, v, i, tv in zip(targets, chosen, top_ids.tolist(), top_vals.tolist(), strict=True)
+    ]

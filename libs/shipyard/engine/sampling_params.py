@@ -35,6 +35,9 @@ class SamplingParams:
     ignore_eos: bool = False
     seed: int | None = None
     logprobs: int | None = None  # None = off; N >= 0 = chosen token's logprob plus the top N
+    # vLLM's prompt_logprobs: None = off; N >= 0 = each prompt token's logprob plus the top N there
+    # (computed over the whole prompt, so such requests bypass the prefix cache).
+    prompt_logprobs: int | None = None
     n: int = 1
 
     def __post_init__(self) -> None:
@@ -76,6 +79,8 @@ class SamplingParams:
             _check_int("seed", self.seed, low=0, high=2**63 - 1)
         if self.logprobs is not None:
             _check_int("logprobs", self.logprobs, low=0, high=MAX_LOGPROBS)
+        if self.prompt_logprobs is not None:
+            _check_int("prompt_logprobs", self.prompt_logprobs, low=0, high=MAX_LOGPROBS)
         if self.n != 1:
             raise InvalidArgument.field("n", "only n=1 is supported (one completion per request)")
         return self

@@ -30,6 +30,11 @@ class ScheduledChunk:
     def needs_logits(self) -> bool:
         return self.seq.num_computed + self.num_tokens == self.seq.num_tokens
 
+    @property
+    def all_logits(self) -> bool:
+        """Every fed token's logits are needed: this chunk is (part of) a prompt to score."""
+        return self.seq.wants_prompt_logprobs
+
 
 @dataclass
 class SchedulerOutput:
@@ -50,6 +55,7 @@ class SchedulerOutput:
                     block_table=list(c.seq.block_table),
                     needs_logits=c.needs_logits,
                     adapter=c.seq.adapter,
+                    all_logits=c.all_logits,
                 )
                 for c in self.scheduled
             ]
@@ -138,7 +144,8 @@ class Scheduler:
             return out
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            cached = bm.lookup_prefix(seq)
+            # Cached positions are never computed, so they would have no logits to score.
+            cached = [] if seq.wants_prompt_logprobs else bm.lookup_prefix(seq)
             num_cached = len(cached) * bm.block_size
             num_new = min(seq.num_tokens - num_cached, budget)
             if not bm.allocate(seq, num_new, cached):
@@ -148,7 +155,8 @@ class Scheduler:
             if not seq.admitted:
                 seq.admitted = True
                 seq.num_cached_tokens = num_cached
-                bm.record_query(seq.num_prompt_tokens, num_cached)
+                if not seq.wants_prompt_logprobs:  # it did not look
+                    bm.record_query(seq.num_prompt_tokens, num_cached)
             seq.status = SequenceStatus.RUNNING
             self.running.append(seq)
             out.scheduled.append(ScheduledChunk(seq, num_new))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from shipyard.engine.outputs import TokenLogprob
 from shipyard.engine.sampling_params import SamplingParams
 
 __all__ = ["Sequence", "SequenceStatus"]
@@ -40,6 +41,9 @@ class Sequence:
     # Timing for metrics (monotonic seconds).
     first_token_time: float | None = None
     last_token_time: float | None = None
+    # Prompt logprobs gathered chunk by chunk while prefilling: entry i is prompt token i's (None for
+    # token 0, which nothing predicts). Only filled when ``params.prompt_logprobs`` is set.
+    prompt_logprobs: list[TokenLogprob | None] = field(default_factory=lambda: [None])
 
     def __post_init__(self) -> None:
         if not self.token_ids:
@@ -60,6 +64,11 @@ class Sequence:
     @property
     def num_output_tokens(self) -> int:
         return len(self.token_ids) - len(self.prompt_token_ids)
+
+    @property
+    def wants_prompt_logprobs(self) -> bool:
+        """Prompt logprobs still to compute: asked for, and not yet delivered with the first token."""
+        return self.params.prompt_logprobs is not None and self.num_output_tokens == 0
 
     @property
     def is_finished(self) -> bool:

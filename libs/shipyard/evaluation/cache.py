@@ -62,7 +62,7 @@ def model_identity(
     its path plus the names, sizes and mtimes of its files, so retraining into the same directory
     changes the identity without hashing gigabytes of weights.
     """
-    if model_ref.startswith(("http://", "https://")):
+    if model_ref.startswith(("http://", "https://", "grpc://")):
         return f"endpoint:{model_ref.rstrip('/')}#{model_name or ''}"
     identity = model_ref if resolved_uri is None else f"{model_ref}->{resolved_uri}"
     if local_dir is not None and local_dir.is_dir():

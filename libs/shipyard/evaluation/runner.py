@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import Cancelled, InvalidArgument, ShipyardError, Unavailable
+from shipyard.evaluation.backends import ENGINE_PREFIX
 from shipyard.evaluation.cache import ResultCache, config_key, fingerprint, model_identity
 from shipyard.evaluation.datasets import load_split, split_uri
 from shipyard.evaluation.execution import BackendSpec, ShardResult, make_executor, make_shards, split_results
@@ -126,8 +127,10 @@ class _Task:
 
 def _identity(plan: EvaluationPlan, storage: Storage) -> str:
     ref = plan.model
-    if ref.startswith(("http://", "https://")):
+    if ref.startswith(("http://", "https://", "grpc://")):  # an endpoint: its address + served name
         return model_identity(ref, model_name=plan.model_name)
+    if ref.startswith(ENGINE_PREFIX):  # the same weights as without the prefix (same scores too)
+        return _identity(replace(plan, model=ref.removeprefix(ENGINE_PREFIX)), storage)
     if ref.startswith("model:"):
         from shipyard.models import ModelRegistry
 

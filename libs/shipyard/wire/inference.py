@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from shipyard.api.v1 import inference_pb2
+from shipyard.engine.detokenizer import IncrementalDetokenizer
 from shipyard.engine.outputs import RequestOutput, TokenLogprob
 from shipyard.engine.sampling_params import SamplingParams
 from shipyard.errors import FieldViolation, InvalidArgument
@@ -25,7 +26,9 @@ __all__ = [
     "logprobs_to_pb",
     "model_to_pb",
     "prompt_from_pb",
+    "prompt_logprobs_to_pb",
     "prompt_to_pb",
+    "prompt_token_texts",
     "request_field",
     "response_pb",
     "sampling_from_pb",
@@ -45,6 +48,7 @@ _OPTIONAL_SCALARS = (
     "frequency_penalty",
     "seed",
     "logprobs",
+    "prompt_logprobs",
 )
 _FINISH_TO_PB = {
     "stop": inference_pb2.FINISH_REASON_STOP,
@@ -173,13 +177,60 @@ def logprobs_to_pb(
     ]
 
 
+def prompt_token_texts(tokenizer: Any, token_ids: Sequence[int]) -> list[str]:
+    """Each prompt token's text such that the pieces join up to the decoded prompt.
+
+    Decoding tokens one by one drops SentencePiece's word-initial spaces and splits multi-byte
+    characters, so the pieces come from the same incremental decoding as streamed output (a token that
+    only starts a character gets ``""``, the one completing it the character). Offsets into the prompt
+    text (OpenAI's ``text_offset``) are the pieces' running lengths.
+    """
+    detok = IncrementalDetokenizer(tokenizer)
+    texts = [detok.add(t) for t in token_ids]
+    if texts:
+        texts[-1] += detok.flush()
+    return texts
+
+
+def prompt_logprobs_to_pb(
+    entries: Sequence[TokenLogprob | None],
+    token_ids: Sequence[int],
+    texts: Sequence[str],
+    decode: Callable[[int], str],
+) -> list[inference_pb2.PromptTokenLogprob]:
+    out, offset = [], 0
+    for entry, token_id, text in zip(entries, token_ids, texts, strict=True):
+        pb = inference_pb2.PromptTokenLogprob(token_id=token_id, token=text, text_offset=offset)
+        if entry is not None:
+            pb.logprob = entry.logprob
+            pb.top_logprobs.extend(
+                inference_pb2.TopLogprob(token_id=t, token=decode(t), logprob=v) for t, v in entry.top
+            )
+        out.append(pb)
+        offset += len(text)
+    return out
+
+
 def response_pb(
-    outputs: Sequence[RequestOutput], model: str, decode: Callable[[int], str]
+    outputs: Sequence[RequestOutput],
+    model: str,
+    decode: Callable[[int], str],
+    *,
+    prompt_token_ids: Sequence[int] = (),
+    prompt_texts: Sequence[str] = (),
 ) -> inference_pb2.GenerateResponse:
-    """One response from one or more consecutive deltas of the same request (concatenated)."""
+    """One response from one or more consecutive deltas of the same request (concatenated).
+
+    ``prompt_token_ids``/``prompt_texts`` (see ``prompt_token_texts``) are needed when a delta carries
+    prompt logprobs.
+    """
     last = outputs[-1]
     logprobs = [lp for out in outputs for lp in (out.logprobs or ())]
+    scored = next((out.prompt_logprobs for out in outputs if out.prompt_logprobs is not None), None)
     return inference_pb2.GenerateResponse(
+        prompt_logprobs=(
+            prompt_logprobs_to_pb(scored, prompt_token_ids, prompt_texts, decode) if scored else []
+        ),
         request_id=last.request_id,
         model=model,
         text="".join(out.text for out in outputs),

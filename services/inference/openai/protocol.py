@@ -74,7 +74,9 @@ class _SamplingFields(_Request):
     stop_token_ids: list[int] | None = None
     request_timeout: float | None = Field(default=None, gt=0)
 
-    def _sampling(self, max_tokens: int, logprobs: int | None) -> SamplingParams:
+    def _sampling(
+        self, max_tokens: int, logprobs: int | None, prompt_logprobs: int | None = None
+    ) -> SamplingParams:
         optional = {
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -92,6 +94,7 @@ class _SamplingFields(_Request):
             ignore_eos=self.ignore_eos,
             seed=self.seed,
             logprobs=logprobs,
+            prompt_logprobs=prompt_logprobs,
             n=self.n,
             **{k: v for k, v in optional.items() if v is not None},
         )
@@ -121,9 +124,17 @@ class CompletionRequest(_SamplingFields):
     echo: StrictBool = False
     suffix: str | None = None
 
+    @property
+    def echo_only(self) -> bool:
+        """``echo`` with ``max_tokens: 0``: score the prompt, generate nothing (lm-eval's log-likelihood)."""
+        return self.echo and self.max_tokens == 0
+
     def sampling_params(self, default_max_tokens: int) -> SamplingParams:
         limit = default_max_tokens if self.max_tokens is None else self.max_tokens
-        return self._sampling(limit, self.logprobs)
+        # The engine always computes one token; an echo-only request hides it (as vLLM does).
+        limit = 1 if self.echo_only else limit
+        prompt_logprobs = self.logprobs if self.echo else None
+        return self._sampling(limit, self.logprobs, prompt_logprobs)
 
 
 class LoadLoraAdapterRequest(_Request):

@@ -1,13 +1,16 @@
 """``POST /v1/completions``: a text or token-id prompt → engine → an OpenAI text completion.
 
-One prompt per request (a list holding one prompt is accepted, as clients send it that way); ``echo``
-and ``suffix`` need prompt log-probabilities and infilling, which the engine does not compute, so they
-are rejected by name rather than ignored.
+One prompt per request (a list holding one prompt is accepted, as clients send it that way). ``echo``
+puts the prompt before the completion and, with ``logprobs``, the prompt tokens' log-probabilities
+before the generated ones (the first prompt token has none); ``max_tokens: 0`` with ``echo`` scores
+the prompt without generating, which is how lm-eval and our evaluation backend ask an OpenAI endpoint
+for log-likelihoods (vLLM answers the same way). ``suffix`` (infilling) is rejected by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -15,7 +18,7 @@ from sse_starlette import EventSourceResponse
 
 from shipyard.engine.outputs import RequestOutput
 from shipyard.errors import InvalidArgument
-from shipyard.wire.inference import PromptInput
+from shipyard.wire.inference import PromptInput, prompt_token_texts
 from shipyard_services.inference.openai.protocol import CompletionRequest, usage_dict
 from shipyard_services.inference.openai.serving_engine import (
     Decode,
@@ -31,17 +34,26 @@ from shipyard_services.inference.serving_models import ServedModels
 
 __all__ = ["create_completion"]
 
-PARAMS = {"max_tokens": "max_tokens"}
+PARAMS = {"max_tokens": "max_tokens", "prompt_logprobs": "logprobs"}
+
+
+@dataclass(frozen=True)
+class _Echo:
+    """The prompt as it is shown in front of the completion: its text and its tokens' texts."""
+
+    text: str
+    token_ids: list[int]
+    token_texts: list[str]
+    only: bool  # max_tokens == 0: nothing generated is shown
 
 
 async def create_completion(
     request: CompletionRequest, served: ServedModels
 ) -> JSONResponse | EventSourceResponse:
-    if request.echo:
-        raise InvalidArgument.field("echo", "echo is not supported (the engine computes no prompt logprobs)")
     if request.suffix:
         raise InvalidArgument.field("suffix", "suffix (infilling) is not supported")
-    token_ids = encode(served.tokenizer, _prompt(request.prompt), field="prompt")
+    prompt = _prompt(request.prompt)
+    token_ids = encode(served.tokenizer, prompt, field="prompt")
     sub = submit(
         served,
         request.model,
@@ -51,19 +63,29 @@ async def create_completion(
         names=PARAMS,
         timeout=request.request_timeout,
     )
+    echo = None
+    if request.echo:
+        texts = prompt_token_texts(served.tokenizer, token_ids)
+        text = prompt.text if prompt.text is not None else "".join(texts)
+        echo = _Echo(text, token_ids, texts, request.echo_only)
     decode = token_text(served)
+    want_logprobs = request.logprobs is not None
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        return sse_response(_chunks(sub, decode, include_usage, request.logprobs is not None), sub)
+        return sse_response(_chunks(sub, decode, include_usage, want_logprobs, echo), sub)
     outputs = await collect(sub)
-    last = outputs[-1]
-    body = _completion(
-        sub,
-        "".join(o.text for o in outputs),
-        last.finish_reason,
-        _logprobs(outputs, decode) if request.logprobs is not None else None,
-    )
-    body["usage"] = usage_dict(last.prompt_tokens, last.completion_tokens, last.cached_tokens)
+    first, last = outputs[0], outputs[-1]
+    shown = [] if echo and echo.only else outputs
+    text = "".join(o.text for o in shown)
+    logprobs = None
+    if want_logprobs:
+        logprobs = _logprobs(shown, decode, len(echo.text) if echo else 0)
+        if echo:
+            logprobs = _with_prompt(echo, first, decode, logprobs)
+    finish = "length" if echo and echo.only else last.finish_reason
+    body = _completion(sub, (echo.text if echo else "") + text, finish, logprobs)
+    completion_tokens = 0 if echo and echo.only else last.completion_tokens
+    body["usage"] = usage_dict(last.prompt_tokens, completion_tokens, last.cached_tokens)
     return JSONResponse(body)
 
 
@@ -90,24 +112,52 @@ def _completion(sub: Submission, text: str, finish_reason: str | None, logprobs:
 
 
 async def _chunks(
-    sub: Submission, decode: Decode, include_usage: bool, want_logprobs: bool
+    sub: Submission, decode: Decode, include_usage: bool, want_logprobs: bool, echo: _Echo | None
 ) -> AsyncIterator[dict[str, Any]]:
     last = None
-    offset = 0
+    offset = len(echo.text) if echo else 0
+    pending_echo = echo  # shown in front of the first chunk
     async for out in sub.stream:
         last = out
-        lps = _logprobs([out], decode, offset) if want_logprobs else None
-        offset += len(out.text)
-        if out.text or out.finished:
-            body = _completion(sub, out.text, out.finish_reason if out.finished else None, lps)
+        hidden = echo is not None and echo.only
+        text = "" if hidden else out.text
+        lps = _logprobs([] if hidden else [out], decode, offset) if want_logprobs else None
+        offset += len(text)
+        if pending_echo is not None:
+            if lps is not None:
+                lps = _with_prompt(pending_echo, out, decode, lps)
+            text = pending_echo.text + text
+            pending_echo = None
+        if text or out.finished:
+            reason = ("length" if hidden else out.finish_reason) if out.finished else None
+            body = _completion(sub, text, reason, lps)
             if include_usage:
                 body["usage"] = None
             yield body
     if include_usage and last is not None:
         body = _completion(sub, "", None, None)
         body["choices"] = []
-        body["usage"] = usage_dict(last.prompt_tokens, last.completion_tokens, last.cached_tokens)
+        completion_tokens = 0 if echo and echo.only else last.completion_tokens
+        body["usage"] = usage_dict(last.prompt_tokens, completion_tokens, last.cached_tokens)
         yield body
+
+
+def _with_prompt(
+    echo: _Echo, first: RequestOutput, decode: Decode, generated: dict[str, Any]
+) -> dict[str, Any]:
+    """The prompt tokens' entries (from the request's first output) in front of the generated ones."""
+    scored = first.prompt_logprobs or (None,) * len(echo.token_ids)
+    offsets, offset = [], 0
+    for piece in echo.token_texts:
+        offsets.append(offset)
+        offset += len(piece)
+    return {
+        "tokens": echo.token_texts + generated["tokens"],
+        "token_logprobs": [None if e is None else e.logprob for e in scored] + generated["token_logprobs"],
+        "top_logprobs": [None if e is None else {decode(t): v for t, v in e.top} for e in scored]
+        + generated["top_logprobs"],
+        "text_offset": offsets + generated["text_offset"],
+    }
 
 
 def _logprobs(outputs: Sequence[RequestOutput], decode: Decode, offset: int = 0) -> dict[str, Any]:
