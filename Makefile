@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= data,ray,ml,serve,k8s,dev
+EXTRAS ?= data,ray,ml,serve,agents,k8s,dev
 TORCH_VERSION ?= 2.13.0
 # Re-install when the dependency declarations change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 # torch.distributed bind every interface otherwise, and no test may reach beyond 127.0.0.0/8.
 ISOLATE := $(shell unshare -n true 2>/dev/null && echo "unshare -n")
 
-.PHONY: quickstart test lint protos crds lock clean
+.PHONY: quickstart test lint postgres protos crds lock clean
 
 $(STAMP):
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ lint: $(STAMP)
 	$(BIN)/python tools/gen_protos.py --check
 	$(BIN)/python tools/gen_crds.py --check
 
-test: lint
+# PostgreSQL for the agents' session-store and SQL-tool tests (Debian's package; they skip without it).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && timeout 600 sh -c 'apt-get update -q && apt-get install -y -q postgresql' >/dev/null 2>&1 || echo "postgresql not installed: its tests will skip"; }
+
+test: lint postgres
 ifeq ($(ISOLATE),)
 	$(BIN)/pytest -q -m "not ray" tests
 else
@@ -62,7 +67,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
 	.lock-venv/bin/pip install -q torch==$(TORCH_VERSION) setuptools wheel
 	.lock-venv/bin/pip install -q --no-build-isolation deepspeed
-	.lock-venv/bin/pip install -q -e '.[data,ray,ml,serve,k8s,dev]'
+	.lock-venv/bin/pip install -q -e '.[data,ray,ml,serve,agents,k8s,dev]'
 	{ head -3 constraints.txt; .lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" | sed "s/+cpu$$//"; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .lock-venv
 

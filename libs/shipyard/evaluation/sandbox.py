@@ -33,22 +33,40 @@ from functools import cache
 from shipyard.errors import InvalidArgument
 from shipyard.evaluation.types import ExecutionResult, ExecutionStatus
 
-__all__ = ["ExecResult", "ProcessSandbox", "isolation", "run_code"]
+__all__ = [
+    "SETUP_FAILED",
+    "ExecResult",
+    "ProcessSandbox",
+    "boot_command",
+    "isolation",
+    "run_code",
+    "sandbox_env",
+]
 
 _log = logging.getLogger(__name__)
 
-_SETUP_FAILED = 121  # the bootstrap's exit code when it could not apply a limit it was asked for
+SETUP_FAILED = _SETUP_FAILED = (
+    121  # the bootstrap's exit code when it could not apply a limit it was asked for
+)
 _OUTPUT_LIMIT = 1 << 20
 _DETAIL_CHARS = 300
 
-# Runs as ``python -I -c _BOOT <workdir> <cpu_s> <memory_bytes> <output_bytes> <isolate>``, then execs
-# the program. Kept to the standard library and ctypes: it must start in milliseconds.
+# Runs as ``python -I -c _BOOT <workdir> <cpu_s> <memory_bytes> <output_bytes> <isolate> [<cgroup.procs
+# file or -> [command...]]``, then execs ``program.py`` (stdout/stderr to files), or ``command`` with the
+# inherited stdio when one is given (the agents' long-lived interpreter). It joins the cgroup first, while
+# /sys is still writable. Kept to the standard library and ctypes: it must start in milliseconds.
 _BOOT = r"""
 import ctypes, os, resource, sys
 work, isolate = sys.argv[1], sys.argv[5]
 cpu, mem, fsize = (int(arg) for arg in sys.argv[2:5])
+cgroup = sys.argv[6] if len(sys.argv) > 6 else "-"
+command = sys.argv[7:]
 def fail(msg):
     sys.stderr.write("sandbox setup failed: " + msg + "\n"); sys.exit(SETUP_FAILED)
+if cgroup != "-":
+    try:
+        with open(cgroup, "w") as procs: procs.write(str(os.getpid()))
+    except OSError as exc: fail("join the cgroup " + cgroup + ": " + str(exc))
 if isolate == "1":
     libc = ctypes.CDLL(None, use_errno=True)
     def call(rc, what):
@@ -76,11 +94,40 @@ if isolate == "1" and os.geteuid() == 0:
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)
     call(libc.capset(header, (ctypes.c_uint32 * 6)()), "drop capabilities")
 os.chdir(work)
+if command:
+    os.execv(command[0], command)
 out = os.open("stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 err = os.open("stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.dup2(out, 1); os.dup2(err, 2)
 os.execv(sys.executable, [sys.executable, "-I", "program.py"])
 """.replace("SETUP_FAILED", str(_SETUP_FAILED))
+
+
+def boot_command(
+    work: str,
+    *,
+    cpu_s: int,
+    memory_bytes: int,
+    output_bytes: int,
+    isolate: bool,
+    cgroup_procs: str | None = None,
+    command: Sequence[str] = (),
+) -> list[str]:
+    """The argv that applies the limits (and namespaces when ``isolate``), then execs the program.
+
+    Without ``command`` it runs ``<work>/program.py`` with stdout/stderr going to files in ``work``;
+    with one, it execs ``command`` keeping the caller's pipes. ``cgroup_procs`` is a ``cgroup.procs``
+    file the process joins before anything else (e.g. a pids cgroup that contains fork bombs).
+    """
+    args = [work, str(cpu_s), str(memory_bytes), str(output_bytes), "1" if isolate else "0"]
+    if cgroup_procs is not None or command:
+        args += [cgroup_procs or "-", *command]
+    return [sys.executable, "-I", "-c", _BOOT, *args]
+
+
+def sandbox_env(work: str) -> dict[str, str]:
+    """The scrubbed environment sandboxed programs run with: no credentials, nothing from ours."""
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": work, "OMP_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -168,13 +215,13 @@ def _run(
     try:
         with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as f:
             f.write(program)
-        args = [str(work), str(cpu_s), str(memory_mb << 20), str(output_bytes), "1" if isolate else "0"]
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": work, "OMP_NUM_THREADS": "1"}
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, *args],
+            boot_command(
+                work, cpu_s=cpu_s, memory_bytes=memory_mb << 20, output_bytes=output_bytes, isolate=isolate
+            ),
             cwd=work,
-            env=env,
+            env=sandbox_env(work),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,  # only the bootstrap writes here; the program's stderr is a file
