@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from collections.abc import Iterator
@@ -51,8 +52,9 @@ def test_multiple_choice_benchmarks(
         assert task.num_samples == (3 * len(mmlu) if name == "mmlu" else 3)
         assert 0.0 <= task.metrics[task.primary_metric] <= 1.0
     assert set(report.dimensions) == {"reasoning", "language", "knowledge", "safety"}
+    # The bundled CMMLU-style slice has two dev questions, so two shots instead of the task's five.
     cmmlu = run_evaluation(
-        plan(CMMLU_DATA, tmp_path / "c", ("cmmlu_chinese_history",), 5),
+        dataclasses.replace(plan(CMMLU_DATA, tmp_path / "c", ("cmmlu_chinese_history",), 5), num_fewshot=2),
         storage=LocalStorage(),
         backend=smollm2,
     )
