@@ -35,7 +35,7 @@ from shipyard.errors import (
     Unavailable,
 )
 from shipyard.evaluation.backends import register_backend
-from shipyard.evaluation.backends.openai_http import OpenAIBackend, RetryPolicy, _Retryable
+from shipyard.evaluation.backends.retrying import DEFAULT_RETRY, Retryable, RetryingRequests, RetryPolicy
 from shipyard.evaluation.types import (
     GenerationRequest,
     GenerationResult,
@@ -48,10 +48,9 @@ __all__ = ["InferenceGrpcBackend", "open_grpc_backend"]
 
 SCHEME = "grpc://"
 _RETRIED = (Unavailable, ResourceExhausted, DeadlineExceeded)
-DEFAULT_RETRY = RetryPolicy()  # frozen, so one shared default is safe
 
 
-class InferenceGrpcBackend:
+class InferenceGrpcBackend(RetryingRequests):
     """Scores and generates through ``shipyard.v1.InferenceService`` at ``target`` (``host:port``)."""
 
     def __init__(
@@ -92,17 +91,13 @@ class InferenceGrpcBackend:
     def close(self) -> None:
         self._channel.close()
 
-    # OpenAIBackend's concurrency and retry loop: the same policy and failure accounting for both APIs.
-    _map = OpenAIBackend._map
-    _with_retries = OpenAIBackend._with_retries
-
     # -- the two backend calls ---------------------------------------------------------------------
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        return self._map(self._loglikelihood_one, requests)  # type: ignore[no-any-return]
+        return self.map_requests(self._loglikelihood_one, requests)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        return self._map(self._generate_one, requests)  # type: ignore[no-any-return]
+        return self.map_requests(self._generate_one, requests)
 
     def _loglikelihood_one(self, request: LoglikelihoodRequest) -> LoglikelihoodResult:
         context, continuation = request.context, request.continuation
@@ -152,11 +147,11 @@ class InferenceGrpcBackend:
 
     def _call(self, request: inference_pb2.GenerateRequest) -> inference_pb2.GenerateResponse:
         try:
-            return self._stub.Generate(request, timeout=self.timeout_s)  # type: ignore[no-any-return]
+            return self._stub.Generate(request, timeout=self.timeout_s)
         except grpc.RpcError as rpc_error:
             error = from_rpc_error(rpc_error)
             if isinstance(error, _RETRIED):
-                raise _Retryable(error) from rpc_error
+                raise Retryable(error) from rpc_error
             raise error from rpc_error
 
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidArgument
 from shipyard.evaluation.backends.failures import RequestsFailed
-from shipyard.evaluation.backends.openai_http import OpenAIBackend, RetryPolicy
+from shipyard.evaluation.backends.openai_http import OpenAIBackend
+from shipyard.evaluation.backends.retrying import RetryPolicy
 from shipyard.evaluation.types import ModelBackend
 from shipyard.models.local import SMOLLM2, resolve_local_model
 

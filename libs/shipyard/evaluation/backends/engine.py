@@ -29,7 +29,7 @@ from shipyard.engine.outputs import RequestOutput
 from shipyard.engine.sampling_params import SamplingParams
 from shipyard.errors import Internal, InvalidArgument, ResourceExhausted, ShipyardError
 from shipyard.evaluation.backends.failures import RequestsFailed
-from shipyard.evaluation.backends.hf import HFBackend
+from shipyard.evaluation.backends.tokenization import LmEvalTokenization
 from shipyard.evaluation.types import (
     GenerationRequest,
     GenerationResult,
@@ -46,7 +46,7 @@ __all__ = ["EngineBackend"]
 _Prompt = tuple[list[int], SamplingParams]
 
 
-class EngineBackend:
+class EngineBackend(LmEvalTokenization):
     """Scores and generates through an ``LLMEngine`` (stepped here) or a started ``AsyncLLMEngine``."""
 
     def __init__(self, engine: LLMEngine | AsyncLLMEngine, tokenizer: Any, *, name: str) -> None:
@@ -66,13 +66,6 @@ class EngineBackend:
         config = config or InferenceConfig()
         runner, tokenizer = load_runner(model, config)
         return cls(LLMEngine(runner, tokenizer, config), tokenizer, name=model.name)
-
-    # The lm-eval tokenization and chat rendering are HFBackend's own, so both backends see the same
-    # tokens; they only need ``self.tokenizer`` and ``self.name``.
-    _encode = HFBackend._encode
-    prefix_token_id = HFBackend.prefix_token_id
-    encode_pair = HFBackend.encode_pair
-    render = HFBackend.render
 
     # -- log-likelihood ----------------------------------------------------------------------------
 

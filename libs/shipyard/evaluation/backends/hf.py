@@ -26,7 +26,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shipyard.errors import InvalidArgument, NotFound
+from shipyard.evaluation.backends.tokenization import LmEvalTokenization
 from shipyard.evaluation.types import (
     GenerationRequest,
     GenerationResult,
@@ -40,7 +41,7 @@ _DEFAULT_MAX_LENGTH = 2048  # lm-eval's fallback when neither config nor tokeniz
 _HF_NO_MAX = 1e10  # tokenizers without a limit report model_max_length ~1e30
 
 
-class HFBackend:
+class HFBackend(LmEvalTokenization):
     """A ``transformers`` causal LM and its tokenizer, in eval mode, scored in ``inference_mode``."""
 
     def __init__(
@@ -93,34 +94,6 @@ class HFBackend:
         label = name or (gguf_file.removesuffix(".gguf") if gguf_file else directory.name)
         return cls(model, tokenizer, name=label, batch_size=batch_size, max_length=max_length)
 
-    # -- tokenization, the lm-eval way ---------------------------------------------------------------
-
-    def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    @property
-    def prefix_token_id(self) -> int:
-        """The token an empty context is scored after: BOS if the tokenizer has one, else EOS."""
-        bos = self.tokenizer.bos_token_id
-        token = bos if bos is not None else self.tokenizer.eos_token_id
-        if token is None:
-            raise FailedPrecondition(
-                "the tokenizer has neither a BOS nor an EOS token to score an empty context"
-            )
-        return int(token)
-
-    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """Context and continuation token ids, split as lm-eval's ``HFLM._encode_pair`` splits them."""
-        if context == "":
-            return [self.prefix_token_id], self._encode(continuation)
-        spaces = len(context) - len(context.rstrip())
-        if spaces > 0:
-            continuation = context[-spaces:] + continuation
-            context = context[:-spaces]
-        whole = self._encode(context + continuation)
-        context_ids = self._encode(context)
-        return context_ids, whole[len(context_ids) :]
-
     # -- log-likelihood ----------------------------------------------------------------------------
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
@@ -157,17 +130,6 @@ class HFBackend:
         return results
 
     # -- generation --------------------------------------------------------------------------------
-
-    def render(self, prompt: str | list[dict[str, str]]) -> str:
-        """The text the model continues: the prompt itself, or chat messages through the chat template."""
-        if isinstance(prompt, str):
-            return prompt
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise FailedPrecondition(
-                f"model {self.name!r} has no chat template, so it cannot take chat messages; "
-                "use a text prompt (no chat format) for this model"
-            )
-        return str(self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         for i, r in enumerate(requests):

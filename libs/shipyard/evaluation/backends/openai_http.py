@@ -24,8 +24,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shipyard.errors import (
@@ -34,11 +32,10 @@ from shipyard.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    ShipyardError,
     Unauthenticated,
     Unavailable,
 )
-from shipyard.evaluation.backends.failures import RequestsFailed
+from shipyard.evaluation.backends.retrying import DEFAULT_RETRY, Retryable, RetryingRequests, RetryPolicy
 from shipyard.evaluation.types import (
     GenerationRequest,
     GenerationResult,
@@ -53,34 +50,7 @@ _RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _FATAL_STATUS = {401: Unauthenticated, 403: PermissionDenied, 404: NotFound}
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently one request is retried.
-
-    ``attempts`` counts the first try; the wait before retry ``n`` (1-based) is
-    ``initial_backoff_s * multiplier ** (n - 1)``, capped at ``max_backoff_s``, and no retry starts
-    after the request's ``deadline_s`` (measured from its first try).
-    """
-
-    attempts: int = 4
-    initial_backoff_s: float = 0.5
-    multiplier: float = 2.0
-    max_backoff_s: float = 8.0
-    deadline_s: float = 300.0
-
-    def backoff(self, retry: int) -> float:
-        return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (retry - 1))
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way another attempt may not: carries the typed error to give up with."""
-
-    def __init__(self, error: ShipyardError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class OpenAIBackend:
+class OpenAIBackend(RetryingRequests):
     """Scores and generates through an OpenAI-compatible server at ``base_url`` (``http://host:port``)."""
 
     def __init__(
@@ -91,7 +61,7 @@ class OpenAIBackend:
         api_key: str | None = None,
         concurrency: int = 8,
         timeout_s: float = 60.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         chat: bool = False,
         name: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -120,10 +90,10 @@ class OpenAIBackend:
     # -- the two backend calls ---------------------------------------------------------------------
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        return self._map(self._loglikelihood_one, requests)
+        return self.map_requests(self._loglikelihood_one, requests)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        return self._map(self._generate_one, requests)
+        return self.map_requests(self._generate_one, requests)
 
     def _loglikelihood_one(self, request: LoglikelihoodRequest) -> LoglikelihoodResult:
         context, continuation = request.context, request.continuation
@@ -183,40 +153,7 @@ class OpenAIBackend:
         reason = "length" if choice.get("finish_reason") == "length" and cut < 0 else "stop"
         return GenerationResult(text, reason)
 
-    # -- concurrency, retries, HTTP ----------------------------------------------------------------
-
-    def _map(self, one: Callable[[Any], T], requests: Sequence[Any]) -> list[T]:
-        def guarded(request: Any) -> T | ShipyardError:
-            try:
-                return self._with_retries(one, request)
-            except (Unauthenticated, PermissionDenied, NotFound, FailedPrecondition):
-                raise  # wrong for every request: stop the whole call
-            except ShipyardError as error:
-                return error
-
-        if len(requests) <= 1 or self.concurrency == 1:
-            outcomes = [guarded(r) for r in requests]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-                outcomes = list(pool.map(guarded, requests))
-        errors = {i: o for i, o in enumerate(outcomes) if isinstance(o, ShipyardError)}
-        results = [None if isinstance(o, ShipyardError) else o for o in outcomes]
-        if errors:
-            raise RequestsFailed(results, errors)
-        return results  # type: ignore[return-value]  # no None left when nothing failed
-
-    def _with_retries(self, one: Callable[[Any], T], request: Any) -> T:
-        started = self._clock()
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return one(request)
-            except _Retryable as failure:
-                wait = self.retry.backoff(attempt)
-                out_of_time = self._clock() + wait - started > self.retry.deadline_s
-                if attempt == self.retry.attempts or out_of_time:
-                    raise failure.error from failure
-                self._sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+    # -- HTTP --------------------------------------------------------------------------------------
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/{path}"
@@ -231,23 +168,23 @@ class OpenAIBackend:
             detail = error.read()[:300].decode(errors="replace")
             message = f"{url} answered HTTP {error.code}: {detail}"
             if error.code in _RETRIED_STATUS:
-                raise _Retryable(Unavailable(message)) from error
+                raise Retryable(Unavailable(message)) from error
             if error.code in _FATAL_STATUS:
                 raise _FATAL_STATUS[error.code](message) from error
             raise InvalidArgument(message) from error
         except TimeoutError as error:
-            raise _Retryable(DeadlineExceeded(f"{url} did not answer within {self.timeout_s:g} s")) from error
+            raise Retryable(DeadlineExceeded(f"{url} did not answer within {self.timeout_s:g} s")) from error
         except (urllib.error.URLError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             if isinstance(reason, TimeoutError | socket.timeout):
-                raise _Retryable(
+                raise Retryable(
                     DeadlineExceeded(f"{url} did not answer within {self.timeout_s:g} s")
                 ) from error
-            raise _Retryable(Unavailable(f"cannot reach {url}: {reason}")) from error
+            raise Retryable(Unavailable(f"cannot reach {url}: {reason}")) from error
         try:
             data = json.loads(payload)
             if not data.get("choices"):
                 raise ValueError("no choices")
         except (ValueError, AttributeError) as error:
-            raise _Retryable(Unavailable(f"{url} returned a malformed response: {error}")) from error
+            raise Retryable(Unavailable(f"{url} returned a malformed response: {error}")) from error
         return data  # type: ignore[no-any-return]
