@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import kmock
@@ -25,6 +24,7 @@ from shipyard_operator.config import OperatorConfig
 from shipyard_operator.handlers import build_registry, configure
 from shipyard_operator.kube import KubeClient, load_api_client, object_path
 from shipyard_operator.reconcile import Reconciler
+from tests.polling import wait_for  # noqa: F401 - harness users import it from here
 
 NS = "team-a"
 SY = "shipyard.dev/v1alpha1"
@@ -135,18 +135,6 @@ def operator(api: tuple[KubeClient, str]) -> Iterator[KubeClient]:
         yield client
     mp.undo()
     assert runner.exception is None, runner.output
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Poll ``probe`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)  # a poll interval, not a wait for an outcome: the deadline decides
-    pytest.fail(f"timed out waiting for {what}; last saw {last!r}")
 
 
 def create(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import time
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ import torch
 from shipyard.config import InferenceConfig
 from shipyard.engine import AsyncLLMEngine, SamplingParams
 from shipyard.errors import ResourceExhausted
+from tests.polling import wait_for
 from tests.unit.engine.model_runner_support import build_tiny_llama
 
 BYTES_PER_BLOCK = 2 * 2 * 4 * 2 * 16 * 4  # layers x (k, v) x block_size x kv_heads x head_dim x fp32
@@ -110,10 +110,8 @@ def test_closing_a_stream_frees_all_its_blocks(tiny_dir: pathlib.Path) -> None:
 
     with engine(tiny_dir) as eng:
         assert asyncio.run(main(eng)) > 0
-        deadline = time.monotonic() + 10
-        while eng.stats().kv_cache_usage != 0 or eng.stats().num_running:
-            assert time.monotonic() < deadline, "blocks not freed"
-            time.sleep(0.01)  # poll the engine thread, bounded by the deadline above
+        stats = eng.stats
+        wait_for("blocks freed", lambda: stats().kv_cache_usage == 0 and not stats().num_running, timeout=10)
 
 
 def test_shared_system_prompt_hits_the_prefix_cache_with_the_same_output(tiny_dir: pathlib.Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import grpc
 import pytest
 
@@ -12,6 +9,7 @@ from shipyard.api.v1 import inference_pb2, inference_pb2_grpc
 from shipyard.errors import InvalidArgument, NotFound
 from shipyard.rpc import ClientOptions, connect, from_rpc_error
 from shipyard_services.inference.server import InferenceServers
+from tests.polling import wait_for
 from tests.unit.inference_api.servers import servers, start_servers  # noqa: F401
 from tests.unit.inference_api.tiny_model import tiny_adapter_dir, tiny_model_dir  # noqa: F401
 
@@ -84,10 +82,8 @@ def test_full_queue_is_resource_exhausted(start_servers) -> None:  # noqa: F811
     first = stub(s).GenerateStream(long)
     next(first)
     second = stub(s).GenerateStream(long)
-    deadline = time.monotonic() + 30
-    while s.served.engine.stats().num_waiting != 1:  # the second request is queued behind the first
-        assert time.monotonic() < deadline
-        threading.Event().wait(0.01)
+    # the second request is queued behind the first
+    wait_for("a queued request", lambda: s.served.engine.stats().num_waiting == 1, timeout=30)
     with pytest.raises(grpc.RpcError) as exc:
         stub(s).Generate(chat(max_tokens=1))
     assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

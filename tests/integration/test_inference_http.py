@@ -5,13 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 from collections.abc import Callable
 
 import openai
 import pytest
 
 from shipyard_services.inference.server import InferenceServers
+from tests.polling import wait_for
 from tests.unit.inference_api.servers import servers, start_servers  # noqa: F401
 from tests.unit.inference_api.tiny_model import tiny_adapter_dir, tiny_model_dir  # noqa: F401
 
@@ -33,10 +33,7 @@ def post(s: InferenceServers, path: str, body: bytes | dict) -> tuple[int, dict]
 
 
 def wait_until(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        threading.Event().wait(0.01)
+    wait_for("the condition", check, timeout=WAIT)
 
 
 def test_chat_completion_reports_text_usage_and_finish_reason(servers: InferenceServers) -> None:  # noqa: F811

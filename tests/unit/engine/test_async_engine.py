@@ -17,6 +17,7 @@ from shipyard.config import InferenceConfig
 from shipyard.engine import AsyncLLMEngine, SamplingParams
 from shipyard.engine.batch import ModelInput
 from shipyard.errors import DeadlineExceeded, Internal, InvalidArgument, NotFound, ResourceExhausted
+from tests.polling import wait_for
 from tests.unit.engine.scripted_runner import ScriptedRunner, reference
 
 GREEDY = SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)
@@ -37,11 +38,7 @@ class GatedRunner(ScriptedRunner):
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        threading.Event().wait(0.005)
+    wait_for("the engine thread", condition, timeout=timeout, interval=0.005)
 
 
 def make(tokenizer: Any, runner: ScriptedRunner | None = None, **config: Any) -> AsyncLLMEngine:
