@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.integration.rpc_harness",
     "tests.integration.kmock_harness",
     "tests.unit.inference_api.tiny_model",
+    "tests.unit.inference_api.servers",
 ]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent

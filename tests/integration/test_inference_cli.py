@@ -16,8 +16,6 @@ from shipyard.cli.main import CliContext
 from shipyard.cli.serve import chat
 from shipyard.config import load_config
 from shipyard_services.inference.server import InferenceServers
-from tests.unit.inference_api.servers import servers, start_servers  # noqa: F401
-from tests.unit.inference_api.tiny_model import tiny_adapter_dir, tiny_model_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +26,7 @@ def context(tmp_path: pathlib.Path) -> CliContext:
     )
 
 
-def test_chat_answers_each_prompt_and_exits(tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:  # noqa: F811
+def test_chat_answers_each_prompt_and_exits(tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
     result = CliRunner().invoke(
         chat,
         [
@@ -51,7 +49,7 @@ def test_chat_answers_each_prompt_and_exits(tiny_model_dir: pathlib.Path, tmp_pa
     assert answer.strip()
 
 
-def test_chat_talks_to_a_running_server(servers: InferenceServers, tmp_path: pathlib.Path) -> None:  # noqa: F811
+def test_chat_talks_to_a_running_server(servers: InferenceServers, tmp_path: pathlib.Path) -> None:
     result = CliRunner().invoke(
         chat,
         ["tiny", "--endpoint", servers.http.url, "-p", "hi", "--max-tokens", "4", "--temperature", "0"],
@@ -66,8 +64,8 @@ def test_chat_talks_to_a_running_server(servers: InferenceServers, tmp_path: pat
 
 @pytest.mark.slow
 def test_service_main_prints_ready_serves_and_stops_on_sigterm(
-    tiny_model_dir: pathlib.Path,  # noqa: F811
-    tiny_adapter_dir: pathlib.Path,  # noqa: F811
+    tiny_model_dir: pathlib.Path,
+    tiny_adapter_dir: pathlib.Path,
     tmp_path: pathlib.Path,
 ) -> None:
     args = [

@@ -10,8 +10,6 @@ from shipyard.errors import InvalidArgument, NotFound
 from shipyard.rpc import ClientOptions, connect, from_rpc_error
 from shipyard_services.inference.server import InferenceServers
 from tests.polling import wait_for
-from tests.unit.inference_api.servers import servers, start_servers  # noqa: F401
-from tests.unit.inference_api.tiny_model import tiny_adapter_dir, tiny_model_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +27,7 @@ def chat(model: str = "", max_tokens: int = 6, **sampling: object) -> inference_
     )
 
 
-def test_generate_and_stream_agree_and_report_usage(servers: InferenceServers) -> None:  # noqa: F811
+def test_generate_and_stream_agree_and_report_usage(servers: InferenceServers) -> None:
     s = stub(servers)
     unary = s.Generate(chat(logprobs=1))
     assert unary.model == "tiny" and unary.finish_reason == inference_pb2.FINISH_REASON_LENGTH
@@ -43,7 +41,7 @@ def test_generate_and_stream_agree_and_report_usage(servers: InferenceServers) -
     assert all(p.finish_reason == 0 for p in parts[:-1])
 
 
-def test_token_prompt_and_http_share_the_engine(servers: InferenceServers) -> None:  # noqa: F811
+def test_token_prompt_and_http_share_the_engine(servers: InferenceServers) -> None:
     ids = servers.served.tokenizer("Once upon a time")["input_ids"]
     by_ids = stub(servers).Generate(
         inference_pb2.GenerateRequest(
@@ -59,7 +57,7 @@ def test_token_prompt_and_http_share_the_engine(servers: InferenceServers) -> No
     assert by_ids.text == by_text.text and by_text.usage.prompt_tokens == len(ids)
 
 
-def test_bad_sampling_is_invalid_argument_with_the_field(servers: InferenceServers) -> None:  # noqa: F811
+def test_bad_sampling_is_invalid_argument_with_the_field(servers: InferenceServers) -> None:
     with pytest.raises(grpc.RpcError) as exc:
         stub(servers).Generate(chat(max_tokens=6, top_p=1.5))
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -74,7 +72,7 @@ def test_bad_sampling_is_invalid_argument_with_the_field(servers: InferenceServe
     assert stub(servers).Generate(chat(max_tokens=2)).usage.completion_tokens == 2  # still serving
 
 
-def test_full_queue_is_resource_exhausted(start_servers) -> None:  # noqa: F811
+def test_full_queue_is_resource_exhausted(start_servers) -> None:
     s = start_servers(max_num_seqs=1, max_queue_len=1)
     long = inference_pb2.GenerateRequest(
         text="go", sampling=inference_pb2.SamplingParams(max_tokens=200, ignore_eos=True)
@@ -91,7 +89,7 @@ def test_full_queue_is_resource_exhausted(start_servers) -> None:  # noqa: F811
     second.cancel()
 
 
-def test_load_adapter_changes_the_output_and_lists_it(servers: InferenceServers, tiny_adapter_dir) -> None:  # noqa: F811
+def test_load_adapter_changes_the_output_and_lists_it(servers: InferenceServers, tiny_adapter_dir) -> None:
     s = stub(servers)
     model = s.LoadAdapter(inference_pb2.LoadAdapterRequest(name="pirate", uri=str(tiny_adapter_dir)))
     assert model.kind == inference_pb2.MODEL_KIND_ADAPTER and model.base_model == "tiny"

@@ -12,8 +12,6 @@ import pytest
 
 from shipyard_services.inference.server import InferenceServers
 from tests.polling import wait_for
-from tests.unit.inference_api.servers import servers, start_servers  # noqa: F401
-from tests.unit.inference_api.tiny_model import tiny_adapter_dir, tiny_model_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 WAIT = 30.0
@@ -36,7 +34,7 @@ def wait_until(check: Callable[[], bool]) -> None:
     wait_for("the condition", check, timeout=WAIT)
 
 
-def test_chat_completion_reports_text_usage_and_finish_reason(servers: InferenceServers) -> None:  # noqa: F811
+def test_chat_completion_reports_text_usage_and_finish_reason(servers: InferenceServers) -> None:
     r = client(servers).chat.completions.create(model="tiny", messages=HELLO, max_tokens=6, temperature=0)
     assert r.object == "chat.completion" and r.model == "tiny"
     assert r.choices[0].message.role == "assistant" and r.choices[0].message.content
@@ -46,7 +44,7 @@ def test_chat_completion_reports_text_usage_and_finish_reason(servers: Inference
     assert r.usage.prompt_tokens_details.cached_tokens == 0
 
 
-def test_streamed_chat_equals_the_unary_answer_and_ends_with_usage(servers: InferenceServers) -> None:  # noqa: F811
+def test_streamed_chat_equals_the_unary_answer_and_ends_with_usage(servers: InferenceServers) -> None:
     c = client(servers)
     unary = c.chat.completions.create(model="tiny", messages=HELLO, max_tokens=8, temperature=0)
     chunks = list(
@@ -68,7 +66,7 @@ def test_streamed_chat_equals_the_unary_answer_and_ends_with_usage(servers: Infe
     assert chunks[-1].usage.prompt_tokens_details.cached_tokens > 0
 
 
-def test_completions_with_text_or_tokens_and_logprobs(servers: InferenceServers) -> None:  # noqa: F811
+def test_completions_with_text_or_tokens_and_logprobs(servers: InferenceServers) -> None:
     c = client(servers)
     r = c.completions.create(model="tiny", prompt="Once upon a time", max_tokens=5, temperature=0, logprobs=2)
     assert r.object == "text_completion" and r.choices[0].finish_reason == "length"
@@ -85,7 +83,7 @@ def test_completions_with_text_or_tokens_and_logprobs(servers: InferenceServers)
     assert streamed == r.choices[0].text
 
 
-def test_many_concurrent_streaming_clients_all_get_the_full_answer(servers: InferenceServers) -> None:  # noqa: F811
+def test_many_concurrent_streaming_clients_all_get_the_full_answer(servers: InferenceServers) -> None:
     c = client(servers)
     prompts = [f"Question number {i}?" for i in range(12)]
     expected = {
@@ -118,7 +116,7 @@ def test_many_concurrent_streaming_clients_all_get_the_full_answer(servers: Infe
         ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
     ],
 )
-def test_bad_chat_input_is_a_400_naming_the_param(servers: InferenceServers, body: dict, param: str) -> None:  # noqa: F811
+def test_bad_chat_input_is_a_400_naming_the_param(servers: InferenceServers, body: dict, param: str) -> None:
     status, err = post(servers, "/v1/chat/completions", {"model": "tiny", "messages": HELLO, **body})
     assert status == 400, err
     assert err["error"]["type"] == "invalid_request_error" and err["error"]["param"] == param
@@ -127,7 +125,7 @@ def test_bad_chat_input_is_a_400_naming_the_param(servers: InferenceServers, bod
     assert ok.usage.completion_tokens == 2
 
 
-def test_malformed_json_and_unknown_model(servers: InferenceServers) -> None:  # noqa: F811
+def test_malformed_json_and_unknown_model(servers: InferenceServers) -> None:
     status, err = post(servers, "/v1/completions", b'{"model": "tiny", "prompt": ')
     assert status == 400 and err["error"]["param"] == "body" and "JSON" in err["error"]["message"]
     with pytest.raises(openai.NotFoundError) as exc:
@@ -135,7 +133,7 @@ def test_malformed_json_and_unknown_model(servers: InferenceServers) -> None:  #
     assert exc.value.body["code"] == "model_not_found" and exc.value.body["param"] == "model"
 
 
-def test_full_queue_is_429_and_a_passed_deadline_is_504(start_servers) -> None:  # noqa: F811
+def test_full_queue_is_429_and_a_passed_deadline_is_504(start_servers) -> None:
     s = start_servers(max_num_seqs=1, max_queue_len=1)
     c = client(s)
     long = {"model": "tiny", "prompt": "go", "max_tokens": 200}
@@ -154,7 +152,7 @@ def test_full_queue_is_429_and_a_passed_deadline_is_504(start_servers) -> None: 
     assert status == 504 and err["error"]["type"] == "timeout_error"
 
 
-def test_client_disconnect_mid_stream_frees_the_kv_blocks(servers: InferenceServers) -> None:  # noqa: F811
+def test_client_disconnect_mid_stream_frees_the_kv_blocks(servers: InferenceServers) -> None:
     engine = servers.served.engine
     conn = http.client.HTTPConnection("127.0.0.1", servers.http.port, timeout=WAIT)
     body = {
@@ -174,7 +172,7 @@ def test_client_disconnect_mid_stream_frees_the_kv_blocks(servers: InferenceServ
     assert engine.stats().generation_tokens_total < 200
 
 
-def test_lora_adapter_is_listed_routed_and_unloaded(servers: InferenceServers, tiny_adapter_dir) -> None:  # noqa: F811
+def test_lora_adapter_is_listed_routed_and_unloaded(servers: InferenceServers, tiny_adapter_dir) -> None:
     status, model = post(
         servers, "/v1/load_lora_adapter", {"lora_name": "pirate", "lora_path": str(tiny_adapter_dir)}
     )
@@ -191,7 +189,7 @@ def test_lora_adapter_is_listed_routed_and_unloaded(servers: InferenceServers, t
         c.chat.completions.create(model="pirate", **ask)
 
 
-def test_health_and_prometheus_metrics(servers: InferenceServers) -> None:  # noqa: F811
+def test_health_and_prometheus_metrics(servers: InferenceServers) -> None:
     client(servers).completions.create(model="tiny", prompt="hi", max_tokens=3)
     conn = http.client.HTTPConnection("127.0.0.1", servers.http.port, timeout=WAIT)
     conn.request("GET", "/health")

@@ -13,13 +13,13 @@ from shipyard.engine.metrics import EngineMetrics
 from shipyard.rpc import ServerOptions
 from shipyard_services.inference.server import InferenceServers
 from shipyard_services.inference.serving_models import ServedModels
-from tests.unit.inference_api.tiny_model import engine_config, tiny_adapter_dir, tiny_model_dir  # noqa: F401
+from tests.unit.inference_api.tiny_model import engine_config
 
 StartServers = Callable[..., InferenceServers]
 
 
 @pytest.fixture
-def start_servers(tiny_model_dir: pathlib.Path) -> Iterator[StartServers]:  # noqa: F811
+def start_servers(tiny_model_dir: pathlib.Path) -> Iterator[StartServers]:
     """Start servers on free ports around a fresh engine (``engine_config`` overrides as kwargs)."""
     started: list[InferenceServers] = []
 
