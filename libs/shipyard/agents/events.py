@@ -67,7 +67,10 @@ class Usage:
 class AgentEvent:
     """One step of a run. Which fields are set depends on ``kind``:
 
-    - ``thought`` / ``partial_answer`` / ``final_answer`` / ``error``: ``text``;
+    - ``thought`` / ``partial_answer`` / ``final_answer`` / ``error``: ``text``; a ``thought`` with ``error``
+      set is a tool call that could not be repaired (``error`` is the correction shown to the model); an
+      ``error`` event's ``error`` is a short code (``max_steps``, ``max_tokens``, ``wall_time``,
+      ``cancelled``, ``model_error``) and ``text`` names the limit;
     - ``plan``: ``data`` = ``{"nodes": [{"id", "question", "depends_on"}]}``;
     - ``tool_call``: ``tool_call``; ``tool_result``: ``tool_call`` (what ran), ``text`` (the observation),
       ``error`` (set when the tool failed), ``elapsed_s``;
