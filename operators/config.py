@@ -54,6 +54,16 @@ class OperatorConfig(_Section):
     evaluation_backoff_limit: int = Field(1, ge=0, description="Pod retries of an evaluation Job.")
     http_port: int = Field(8000, ge=1, le=65535, description="Inference OpenAI-compatible HTTP port.")
     grpc_port: int = Field(50055, ge=1, le=65535, description="Inference gRPC port (health probe).")
+    agents_image: str = Field("ghcr.io/shipyard/agents:0.1.0", description="Image of the agents service.")
+    agents_grpc_port: int = Field(50056, ge=1, le=65535, description="Agents service gRPC port.")
+    agents_database_secret: str | None = Field(
+        None,
+        description="Secret (in the Agent's namespace) whose key agentsDatabaseSecretKey holds the session "
+        "database URL (PostgreSQL); unset: SQLite on an emptyDir, sessions not durable.",
+    )
+    agents_database_secret_key: str = Field("url", min_length=1, description="Key of that Secret.")
+    agents_cpus: float = Field(0.5, gt=0, description="CPUs of an agents pod (requests = limits).")
+    agents_memory: str = Field("1Gi", description="Memory of an agents pod (tools run in it).")
     recheck_seconds: float = Field(
         30.0,
         gt=0,

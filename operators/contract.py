@@ -34,6 +34,8 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PROGRESS_ANNOTATION = "shipyard.dev/progress"
 OUTCOME_ANNOTATION = "shipyard.dev/outcome"
 MODEL_ANNOTATION = "shipyard.dev/model"
+# sha256 of an Agent's mounted spec, on its pod template: a spec change rolls the agents Deployment.
+SPEC_HASH_ANNOTATION = "shipyard.dev/spec-hash"
 
 # Runs the same training code as embedded mode (`shipyard.training.entrypoint`), on the RayJob's cluster.
 TRAINING_ENTRYPOINT = "python -m shipyard.training.entrypoint --ray-address auto --job-json"
@@ -41,3 +43,8 @@ TRAINING_ENTRYPOINT = "python -m shipyard.training.entrypoint --ray-address auto
 EVALUATION_COMMAND = ("python", "-m", "shipyard.evaluation.runner")
 # The inference server (OpenAI-compatible HTTP + gRPC with the standard health service).
 INFERENCE_COMMAND = ("python", "-m", "shipyard_services.inference")
+# The agents service, serving one Agent: ``--agent NAME --agent-spec PATH --grpc-port PORT``. The file at
+# PATH is the Agent manifest (JSON) with ``spec.model`` already resolved to ``url`` (+ ``name``), so the
+# service needs no cluster access; the session database URL comes in ``AGENTS_DATABASE_ENV``.
+AGENTS_COMMAND = ("python", "-m", "shipyard_services.agents")
+AGENTS_DATABASE_ENV = "SHIPYARD_AGENTS_DATABASE_URL"

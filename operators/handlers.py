@@ -1,11 +1,12 @@
 """kopf wiring: which events reconcile which object, and the operator's settings.
 
-- Owners (TrainingJob, EvaluationJob, ModelDeployment): reconciled on create, on spec update and on
+- Owners (TrainingJob, EvaluationJob, ModelDeployment, Agent): reconciled on create, on spec update and on
   operator resume. Status-only changes (our own patches) trigger nothing.
 - Children (RayJob, Job, Deployment; selected by our managed-by label): a change reconciles the owner
   named in their ownerReference, so the owner's status follows its child without polling.
 - Dependants: when a TrainingJob or EvaluationJob finishes, the ModelDeployments/EvaluationJobs that wait
-  for it (found through an in-memory kopf index, no API call) are reconciled.
+  for it (found through an in-memory kopf index, no API call) are reconciled; when a ModelDeployment
+  changes (created, Ready, deleted), so are the Agents that name it.
 - A timer runs only for objects blocked on something no watch reports (a missing Secret, an unknown node
   pool, a referenced object that does not exist yet); a steady object is never reconciled again.
 """
@@ -29,6 +30,7 @@ log = logging.getLogger("shipyard.operator")
 TRAINING = (contract.GROUP, contract.VERSION, "trainingjobs")
 EVALUATION = (contract.GROUP, contract.VERSION, "evaluationjobs")
 DEPLOYMENT = (contract.GROUP, contract.VERSION, "modeldeployments")
+AGENT = (contract.GROUP, contract.VERSION, "agents")
 MANAGED = {contract.MANAGED_BY_LABEL: contract.MANAGED_BY}
 _FINISHED = ("Succeeded", "Failed", "Cancelled")
 
@@ -80,10 +82,11 @@ def _blocked(status: Any, **_: Any) -> bool:
     return False
 
 
-def _owner_name(body: Any, kind: str) -> str | None:
+def _owner(body: Any, kinds: tuple[str, ...]) -> tuple[str, str] | None:
+    """(kind, name) of the owner among ``kinds`` named in ``body``'s ownerReferences."""
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == kind and ref.get("apiVersion", "").startswith(contract.GROUP + "/"):
-            return str(ref["name"])
+        if ref.get("kind") in kinds and ref.get("apiVersion", "").startswith(contract.GROUP + "/"):
+            return str(ref["kind"]), str(ref["name"])
     return None
 
 
@@ -96,6 +99,7 @@ def build_registry(reconciler: Reconciler, *, recheck_seconds: float | None = No
         (TRAINING, "TrainingJob", reconciler.training),
         (EVALUATION, "EvaluationJob", reconciler.evaluation),
         (DEPLOYMENT, "ModelDeployment", reconciler.deployment),
+        (AGENT, "Agent", reconciler.agent),
     )
 
     for resource, kind, step in owners:
@@ -115,21 +119,22 @@ def build_registry(reconciler: Reconciler, *, recheck_seconds: float | None = No
         )(reconcile)
 
     children = (
-        ("ray.io", "v1", "rayjobs", "TrainingJob"),
-        ("batch", "v1", "jobs", "EvaluationJob"),
-        ("apps", "v1", "deployments", "ModelDeployment"),
+        ("ray.io", "v1", "rayjobs", ("TrainingJob",)),
+        ("batch", "v1", "jobs", ("EvaluationJob",)),
+        ("apps", "v1", "deployments", ("ModelDeployment", "Agent")),
     )
     steps = {kind: step for _, kind, step in owners}
 
-    for group, version, plural, owner_kind in children:
+    for group, version, plural, owner_kinds in children:
 
         def child_changed(
-            event: Any, body: Any, namespace: str, owner_kind: str = owner_kind, **_: Any
+            event: Any, body: Any, namespace: str, owner_kinds: tuple[str, ...] = owner_kinds, **_: Any
         ) -> None:
             # Initial listing (type None) is covered by the owners' resume handlers.
-            name = _owner_name(body, owner_kind)
-            if event.get("type") is None or name is None:
+            found = _owner(body, owner_kinds)
+            if event.get("type") is None or found is None:
                 return
+            owner_kind, name = found
             if event.get("type") == "ADDED" and not body.get("status"):
                 # Our own create of the child: the owner's handler is reconciling it right now, and a
                 # second reconcile racing it would only repeat the status patch and the Event.
@@ -151,6 +156,22 @@ def build_registry(reconciler: Reconciler, *, recheck_seconds: float | None = No
         if (spec.get("gate") or {}).get("evaluationJob"):
             refs[(namespace, "EvaluationJob", spec["gate"]["evaluationJob"])] = (body["kind"], name)
         return refs
+
+    @kopf.index(*AGENT, registry=registry, id="agent_dependencies")
+    def agent_dependencies(namespace: str, name: str, spec: Any, **_: Any) -> dict[Any, Any]:
+        deployment = (spec.get("model") or {}).get("deployment")
+        return {(namespace, "ModelDeployment", deployment): ("Agent", name)} if deployment else {}
+
+    @kopf.on.event(*DEPLOYMENT, registry=registry, id="dependants-of-ModelDeployment")
+    def model_deployment_changed(event: Any, namespace: str, name: str, **kw: Any) -> None:
+        # Any change may matter to a waiting Agent (created, became Ready, deleted); a steady Agent's
+        # reconcile is a few GETs and no writes.
+        if event.get("type") is None:
+            return
+        for dep_kind, dep_name in kw["agent_dependencies"].get((namespace, "ModelDeployment", name), ()):
+            dependant = client.get(SHIPYARD, dep_kind, namespace, dep_name)
+            if dependant is not None:
+                _run(steps[dep_kind], dependant)
 
     for resource, kind, _step in owners[:2]:
 

@@ -21,6 +21,8 @@ PLURALS = {
     "TrainingJob": "trainingjobs",
     "EvaluationJob": "evaluationjobs",
     "ModelDeployment": "modeldeployments",
+    "Agent": "agents",
+    "ConfigMap": "configmaps",
     "RayJob": "rayjobs",
     "Job": "jobs",
     "Deployment": "deployments",

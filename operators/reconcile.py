@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from shipyard.errors import from_pydantic
+from shipyard.resources.agent import Agent
 from shipyard.resources.evaluation_job import EvaluationJob
 from shipyard.resources.model_deployment import ModelDeployment
 from shipyard.training.spec import TrainingJob
@@ -22,6 +23,7 @@ from shipyard_operator import contract
 from shipyard_operator.apply import ApplyResult, apply_plan
 from shipyard_operator.config import OperatorConfig
 from shipyard_operator.kube import KubeClient
+from shipyard_operator.plans.agent import AgentObserved, child_name, plan_agent
 from shipyard_operator.plans.base import Owner, Plan, invalid_spec_status, stamp_conditions, transition_events
 from shipyard_operator.plans.deployment import DeploymentObserved, plan_model_deployment
 from shipyard_operator.plans.evaluation import EvaluationObserved, plan_evaluation_job
@@ -87,6 +89,24 @@ class Reconciler:
         secret = deployment is not None or self._secret(owner)
         observed = DeploymentObserved(owner, deployment, training, evaluation, secret, status, self.clock())
         return self._apply(owner, plan_model_deployment(md, observed, self.cfg), children, status)
+
+    def agent(self, body: dict[str, Any]) -> ApplyResult:
+        owner, status = Owner.from_body(body), body.get("status")
+        agent = self._typed(Agent, body)
+        if isinstance(agent, str):
+            return self._apply(owner, self._invalid(agent, status), {}, status)
+        ns, name = owner.namespace, child_name(owner)
+        model = agent.spec.model.deployment
+        md = self.client.get(SHIPYARD, "ModelDeployment", ns, model) if model else None
+        children = {
+            ("ConfigMap", name): self.client.get("v1", "ConfigMap", ns, name),
+            ("Deployment", name): self.client.get("apps/v1", "Deployment", ns, name),
+            ("Service", name): self.client.get("v1", "Service", ns, name),
+        }
+        deployment = children[("Deployment", name)]
+        secret = deployment is not None or self._secret(owner)
+        observed = AgentObserved(owner, deployment, md, secret, status, self.clock())
+        return self._apply(owner, plan_agent(agent, observed, self.cfg), children, status)
 
     def _apply(
         self, owner: Owner, plan: Plan, children: dict[Any, Any], status: dict[str, Any] | None

@@ -145,7 +145,7 @@ class AgentSpec(SpecModel):
 
     @model_validator(mode="after")
     def _unique_tool_names(self) -> AgentSpec:
-        names = [t.name for t in self.tools if not isinstance(t, McpToolSpec)]
+        names = [t.name for t in self.tools if not isinstance(t, McpToolSpec | OpenApiToolSpec)]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"tool names must be unique; repeated: {', '.join(dupes)}")

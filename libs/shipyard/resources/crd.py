@@ -19,6 +19,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from shipyard.resources import crd_cel, status
+from shipyard.resources.agent import AgentSpec
+from shipyard.resources.crd_union import merge_tagged
 from shipyard.resources.evaluation_job import EvaluationJobSpec
 from shipyard.resources.meta import API_VERSION
 from shipyard.resources.model_deployment import ModelDeploymentSpec
@@ -150,6 +152,23 @@ KINDS: dict[str, CrdKind] = {
     ),
 }
 
+KINDS["Agent"] = CrdKind(
+    "Agent",
+    "agents",
+    "ag",
+    "An LLM agent (model endpoint, system prompt, tools, limits) served by an agents Deployment.",
+    AgentSpec,
+    status.AgentStatus,
+    [
+        _column("Phase", ".status.phase", "string", "Where the agent is."),
+        _column("Deployment", ".spec.model.deployment", "string", "ModelDeployment serving the model."),
+        _column("Model", ".status.modelEndpoint", "string", "OpenAI-compatible URL the agent calls."),
+        _column("Ready", ".status.readyReplicas", "integer", "Agent pods ready to serve."),
+        _column("Endpoint", ".status.endpoint", "string", "In-cluster gRPC address of the agent.", 1),
+        _AGE,
+    ],
+)
+
 # Names end up in Service and label values (DNS-1123 labels); a CR's own name rule is laxer (subdomain).
 _NAME_RULE = {
     "rule": "self.metadata.name.size() <= 63"
@@ -187,6 +206,16 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     node = dict(node)
     node.pop("$defs", None)
     merged: dict[str, Any] = {}
+    if "discriminator" in node:
+        tag = node.pop("discriminator")["propertyName"]
+        union = merge_tagged(
+            [_convert(v, defs) for v in node.pop("oneOf")], tag, node.pop("description", None)
+        )
+        union["properties"] = {
+            name: {k: sub[k] for k in sorted(sub, key=_KEPT.index)}
+            for name, sub in union["properties"].items()
+        }
+        merged.update(union)
     if "$ref" in node:
         merged.update(_convert(defs[node.pop("$ref").rsplit("/", 1)[-1]], defs))
     for part in node.pop("allOf", []):
@@ -231,7 +260,7 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def crd(kind: str) -> dict[str, Any]:
-    """The ``CustomResourceDefinition`` of ``kind``: TrainingJob, EvaluationJob or ModelDeployment."""
+    """The ``CustomResourceDefinition`` of ``kind``: TrainingJob, EvaluationJob, ModelDeployment or Agent."""
     k = KINDS[kind]
     schema = {
         "description": k.description,

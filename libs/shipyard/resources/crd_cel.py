@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shipyard.resources.agent import AgentModel, SearchToolSpec
 from shipyard.resources.model_deployment import Autoscaling
 from shipyard.resources.references import ModelSource
 from shipyard.training.spec import HyperParameters, Resources, Strategy, TrainingJobSpec
@@ -111,6 +112,25 @@ def _rules() -> dict[type[BaseModel], list[Rule]]:
             {
                 "rule": "has(self.model) != has(self.modelFrom)",
                 "message": "set exactly one of model or modelFrom",
+            }
+        ],
+        AgentModel: [
+            {
+                "rule": "has(self.deployment) != has(self.url)",
+                "message": "set exactly one of deployment or url",
+            },
+            {
+                "rule": "!has(self.url) || self.url.matches('^[hH][tT][tT][pP][sS]?:')",
+                "message": "url must be http(s)",
+                "fieldPath": ".url",
+                "reason": "FieldValueInvalid",
+            },
+        ],
+        SearchToolSpec: [
+            {
+                "rule": "[has(self.collection), has(self.manifest), has(self.documents)]"
+                ".filter(x, x).size() == 1",
+                "message": "set exactly one of collection, manifest or documents",
             }
         ],
         Autoscaling: [

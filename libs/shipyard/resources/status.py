@@ -18,6 +18,8 @@ from pydantic.alias_generators import to_camel
 from shipyard.lifecycle import JobState
 
 __all__ = [
+    "AgentPhase",
+    "AgentStatus",
     "Condition",
     "DeploymentPhase",
     "EvaluationJobStatus",
@@ -69,6 +71,16 @@ class DeploymentPhase(enum.StrEnum):
     PROGRESSING = "Progressing"  # rolling out (new model or scale change)
     READY = "Ready"
     BLOCKED = "Blocked"  # the gate's metric did not pass its threshold
+    FAILED = "Failed"
+
+
+class AgentPhase(enum.StrEnum):
+    """Phase of an Agent on a cluster."""
+
+    PENDING = "Pending"
+    WAITING = "Waiting"  # for the named ModelDeployment to exist and be Ready
+    PROGRESSING = "Progressing"  # the agents Deployment is rolling out (new spec or model endpoint)
+    RUNNING = "Running"
     FAILED = "Failed"
 
 
@@ -152,6 +164,19 @@ class ModelDeploymentStatus(StatusModel):
     selector: str | None = Field(
         None, description="Label selector of the server pods, as a string (scale subresource)."
     )
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation the status reflects."
+    )
+
+
+class AgentStatus(StatusModel):
+    phase: AgentPhase | None = Field(None, description="Where the agent is.")
+    conditions: list[Condition] = _CONDITIONS
+    endpoint: str | None = Field(None, description="In-cluster gRPC address of the agent's service.")
+    model_endpoint: str | None = Field(None, description="OpenAI-compatible base URL the agent calls.")
+    replicas: int | None = Field(None, ge=0, description="Agent pods that exist.")
+    ready_replicas: int | None = Field(None, ge=0, description="Agent pods ready to serve.")
+    message: str | None = Field(None, description="Human-readable summary of the current state.")
     observed_generation: int | None = Field(
         None, ge=0, description="metadata.generation the status reflects."
     )

@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from shipyard.errors import InvalidArgument, from_pydantic
+from shipyard.resources.agent import Agent
 from shipyard.resources.crd import KINDS, crd
 from shipyard.resources.evaluation_job import EvaluationJob
 from shipyard.resources.model_deployment import ModelDeployment
@@ -30,7 +31,8 @@ def pydantic_errors(manifest: dict[str, Any]) -> list[str]:
         if manifest["kind"] == "TrainingJob":
             parse_training_job(manifest)
         else:
-            model = {"EvaluationJob": EvaluationJob, "ModelDeployment": ModelDeployment}[manifest["kind"]]
+            kinds = {"EvaluationJob": EvaluationJob, "ModelDeployment": ModelDeployment, "Agent": Agent}
+            model = kinds[manifest["kind"]]
             try:
                 model.model_validate(manifest)
             except ValidationError as exc:
