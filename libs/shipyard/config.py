@@ -32,6 +32,7 @@ from shipyard.errors import FieldViolation, InvalidArgument, from_pydantic
 from shipyard.storage import uri as uris
 
 __all__ = [
+    "AgentsConfig",
     "EvaluationConfig",
     "FieldDoc",
     "GrpcConfig",
@@ -257,6 +258,23 @@ class InferenceConfig(_Section):
     seed: int = Field(default=0, ge=0, description="Seed of sampling for requests without their own.")
 
 
+class AgentsConfig(_Section):
+    """The agents service and ``shipyard agent``: where sessions live, how model deployments are reached."""
+
+    database_url: str | None = Field(
+        default=None,
+        description="Session store (SQLAlchemy URL: sqlite:///path or postgresql+psycopg://...).",
+        json_schema_extra={"default_doc": "sqlite:///<data_dir>/agents/sessions.db"},
+    )
+    deployments: Literal["local", "cluster"] = Field(
+        default="local",
+        description="How spec.model.deployment resolves: local servers (embedded) or cluster Services.",
+    )
+    namespace: str = Field(
+        default="default", min_length=1, description="Namespace of the ModelDeployments on a cluster."
+    )
+
+
 class ShipyardConfig(_Section):
     """The whole configuration; each component takes the section it needs."""
 
@@ -267,6 +285,7 @@ class ShipyardConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")
     inference: InferenceConfig = Field(default_factory=InferenceConfig, description="Inference serving.")
+    agents: AgentsConfig = Field(default_factory=AgentsConfig, description="Agents and their sessions.")
 
 
 def load_config(

@@ -60,6 +60,21 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("SHIPYARD_INFERENCE_PORT", "int", "Inference service gRPC port.", "grpc.ports.inference"),
     EnvVar("SHIPYARD_AGENTS_PORT", "int", "Agents service gRPC port.", "grpc.ports.agents"),
     EnvVar(
+        "SHIPYARD_AGENTS_DATABASE_URL",
+        "url",
+        "Agents' session store (sqlite:///... or postgresql+psycopg://...).",
+        "agents.database_url",
+    ),
+    EnvVar(
+        "SHIPYARD_AGENTS_DEPLOYMENTS",
+        "str",
+        "How agents reach ModelDeployments: local or cluster.",
+        "agents.deployments",
+    ),
+    EnvVar(
+        "SHIPYARD_AGENTS_NAMESPACE", "str", "Namespace of ModelDeployments agents use.", "agents.namespace"
+    ),
+    EnvVar(
         "SHIPYARD_EVAL_DATA_ROOT", "uri", "Benchmark data root (gsm8k/, mmlu/, ...).", "evaluation.data_root"
     ),
     EnvVar("SHIPYARD_INGEST_WORKERS", "int", "Parallel ingest workers.", "ingest.workers"),

@@ -3,7 +3,8 @@
 The same YAML that ``kubectl apply`` sends to a cluster runs here without one: each document is
 validated first (all of them, before anything runs), then run in order through its kind's embedded
 path: IngestJob and TrainingJob as jobs, EvaluationJob through the evaluation job manager, and a
-ModelDeployment as a local inference server that keeps running (``shipyard delete`` stops it).
+ModelDeployment as a local inference server that keeps running (``shipyard delete`` stops it), and an
+Agent registered in the embedded session store (``shipyard agent`` talks to it).
 References between documents (``modelFrom``, a gate) resolve against what ran before them.
 """
 
@@ -46,12 +47,19 @@ def _parse_model_deployment(doc: dict[str, Any]) -> ModelDeployment:
         raise from_pydantic(exc) from None
 
 
+def _parse_agent(doc: dict[str, Any]) -> Any:
+    from shipyard.agents.catalog import parse_agent  # the agents extra (SQLAlchemy) only when used
+
+    return parse_agent(doc)
+
+
 # kind -> (validate the document, run the validated resource)
 KINDS: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[[CliContext, Any], Any]]] = {
     "IngestJob": (parse_job, ingest_cli.run_job),
     "TrainingJob": (parse_training_job, train_cli.run_job),
     "EvaluationJob": (_parse_evaluation_job, embedded_kinds.run_evaluation_job),
     "ModelDeployment": (_parse_model_deployment, embedded_kinds.run_model_deployment),
+    "Agent": (_parse_agent, embedded_kinds.run_agent),
 }
 
 
@@ -78,7 +86,7 @@ def load_documents(path: str) -> list[dict[str, Any]]:
 )
 @click.pass_obj
 def apply(obj: CliContext, path: str) -> None:
-    """Run the manifests in FILE here, in order (IngestJob, TrainingJob, EvaluationJob, ModelDeployment).
+    """Run the manifests in FILE here, in order (jobs, ModelDeployments, Agents).
 
     Every document is validated before the first one runs. `shipyard get KIND` lists what ran.
     """

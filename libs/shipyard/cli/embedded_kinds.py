@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from shipyard.evaluation.jobs import EvalSummary
     from shipyard.evaluation.runner import EvalProgress
     from shipyard.jobs.record import JobRecord
+    from shipyard.resources.agent import Agent
 
-__all__ = ["local_deployments", "run_evaluation_job", "run_model_deployment"]
+__all__ = ["local_deployments", "run_agent", "run_evaluation_job", "run_model_deployment"]
 
 
 def local_deployments(obj: CliContext) -> LocalDeployments:
@@ -105,6 +106,29 @@ def run_model_deployment(obj: CliContext, deployment: ModelDeployment) -> None:
                 ("grpc", record.grpc_target or "-"),
                 ("log", record.log_path or "-"),
                 ("stop with", f"shipyard delete modeldeployment {name}"),
+            ]
+        )
+    )
+
+
+def run_agent(obj: CliContext, agent: Agent) -> None:
+    """Register ``agent`` in the embedded session store (or update its spec; its sessions stay)."""
+    from shipyard.agents.catalog import open_catalog
+
+    catalog = open_catalog(obj.config)
+    try:
+        record, created = catalog.put(agent, replace=True)
+    finally:
+        catalog.close()
+        catalog.store.close()
+    model = agent.spec.model
+    display.out.print(
+        display.summary_table(
+            [
+                ("agent", f"{record.name} ({'created' if created else 'updated'})"),
+                ("model", f"deployment/{model.deployment}" if model.deployment else str(model.url)),
+                ("tools", ", ".join(getattr(t, "name", t.type) for t in agent.spec.tools) or "-"),
+                ("try", f'shipyard agent ask --agent {record.name} "..."'),
             ]
         )
     )

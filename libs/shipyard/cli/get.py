@@ -25,6 +25,8 @@ from shipyard.storage.routing import RoutingStorage
 
 # Kinds that run in embedded mode.
 _LOCAL = {"TrainingJob", "EvaluationJob", "ModelDeployment"}
+# Agents live in the session store, not in the CRD table (yet): these names list them.
+AGENT_NAMES = {"agent", "agents", "ag"}
 
 
 def resolve_kind(name: str) -> str:
@@ -40,7 +42,10 @@ def resolve_kind(name: str) -> str:
 @click.argument("kind")
 @click.pass_obj
 def get(obj: CliContext, kind: str) -> None:
-    """List resources of KIND (trainingjobs, tj, ...) run here, with kubectl's columns."""
+    """List resources of KIND (trainingjobs, tj, agents, ...) run here, with kubectl's columns."""
+    if kind.lower() in AGENT_NAMES:
+        _agents(obj)
+        return
     kind = resolve_kind(kind)
     if kind not in _LOCAL:
         display.out.print(f"No {KINDS[kind].plural} run in embedded mode yet; use kubectl on a cluster.")
@@ -54,6 +59,17 @@ def get(obj: CliContext, kind: str) -> None:
     for item in sorted(items, key=lambda r: r["metadata"]["name"]):
         table.add_row(item["metadata"]["name"], *(_cell(item, col) for col in columns))
     display.out.print(table)
+
+
+def _agents(obj: CliContext) -> None:
+    from shipyard.agents.catalog import open_store
+    from shipyard.cli.agent import agents_table
+
+    store = open_store(obj.config)
+    try:
+        display.out.print(agents_table(store.list_agents()))
+    finally:
+        store.close()
 
 
 def _resources(obj: CliContext, kind: str) -> list[dict[str, Any]]:

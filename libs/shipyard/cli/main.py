@@ -62,6 +62,7 @@ def config_cmd(obj: CliContext) -> None:
 
 
 def _register() -> None:
+    from shipyard.cli.agent import agent
     from shipyard.cli.apply import apply
     from shipyard.cli.delete import delete
     from shipyard.cli.evaluate import evaluate
@@ -87,6 +88,7 @@ def _register() -> None:
     cli.add_command(get)
     cli.add_command(delete)
     cli.add_command(up)
+    cli.add_command(agent)
 
 
 _register()

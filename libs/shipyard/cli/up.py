@@ -16,7 +16,7 @@ from shipyard.cli import display
 from shipyard.cli.main import CliContext
 from shipyard.errors import Unavailable
 
-SERVICES = ("ingest", "training", "evaluation")  # inference needs a model: `shipyard serve`
+SERVICES = ("ingest", "training", "evaluation", "agents")  # inference needs a model: `shipyard serve`
 READY_TIMEOUT_SECONDS = 60.0
 
 

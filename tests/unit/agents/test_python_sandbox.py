@@ -16,7 +16,9 @@ from shipyard.errors import InvalidArgument
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PythonSandbox]:
-    limits = SandboxLimits(timeout_s=4.0, cpu_s=1, memory_mb=256, output_chars=1000, max_pids=16)
+    # The wall-clock limit is far above the 1 s CPU limit: on a loaded machine a CPU second takes many
+    # wall seconds, and the CPU-limit test must hit the CPU limit, not the wall one.
+    limits = SandboxLimits(timeout_s=30.0, cpu_s=1, memory_mb=256, output_chars=1000, max_pids=16)
     with PythonSandbox(limits, scratch_root=str(tmp_path_factory.mktemp("scratch"))) as box:
         yield box
 
@@ -91,12 +93,14 @@ def test_output_is_cut_at_the_limit(sandbox: PythonSandbox) -> None:
 
 
 def test_blocking_call_is_killed_at_the_wall_timeout_and_the_next_call_says_state_was_lost(
-    sandbox: PythonSandbox,
+    tmp_path: os.PathLike[str],
 ) -> None:
+    sandbox = PythonSandbox(SandboxLimits(timeout_s=2.0), scratch_root=str(tmp_path))
     run(sandbox, "lost = 1", "wall")
     content, error = run(sandbox, "import time\ntime.sleep(60)", "wall")
     assert error is not None and "wall-clock limit" in error and "state was lost" in error
     content, error = run(sandbox, "lost", "wall")
+    sandbox.close_all()
     assert "new interpreter was started" in content and error is not None and "NameError" in error
 
 

@@ -72,6 +72,14 @@ class SessionStore:
             db.flush()
             return _agent(row)
 
+    def update_agent(self, name: str, spec: dict[str, Any]) -> AgentRecord:
+        """Replace an agent's spec in place, keeping its sessions (delete + create would cascade them)."""
+        with self._session.begin() as db:
+            row = self._agent_row(db, name)
+            row.spec = spec
+            db.flush()
+            return _agent(row)
+
     def get_agent(self, name: str) -> AgentRecord:
         with self._session() as db:
             return _agent(self._agent_row(db, name))

@@ -1,0 +1,1 @@
+"""Tests of CLI commands run through click, in embedded mode."""
