@@ -3,6 +3,8 @@
 ``LLMEngine`` is single-threaded by design; ``AsyncLLMEngine`` drives it from one background thread.
 Each step returns a ``RequestOutput`` delta for every request that produced a token. A runner failure
 fails only the requests of that step (their outputs carry ``error``); the engine keeps serving.
+Constrained requests (``SamplingParams.structured``) have their grammar compiled when validated, and
+their rows of the logits masked before sampling; a request whose grammar is complete stops ("stop").
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shipyard.engine.sampler import Sampler, SampleRequest, score_tokens
 from shipyard.engine.sampling_params import SamplingParams
 from shipyard.engine.scheduler import ScheduledChunk, Scheduler
 from shipyard.engine.sequence import Sequence
+from shipyard.engine.structured import GrammarCompiler, mask_logits
 from shipyard.errors import Internal, InvalidArgument, NotFound, ResourceExhausted, ShipyardError
 
 __all__ = ["LLMEngine"]
@@ -65,6 +68,7 @@ class LLMEngine:
             max_model_len=self.max_model_len,
         )
         self.sampler = Sampler()
+        self.grammars = GrammarCompiler(tokenizer, runner.vocab_size)
         self._requests: dict[str, _Request] = {}
         self._next_seq_id = 0
         # Requests without their own seed draw from one engine-wide stream (config.seed).
@@ -88,6 +92,8 @@ class LLMEngine:
             if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < vocab:
                 raise InvalidArgument.field(f"prompt[{i}]", f"token id {t!r} is not in [0, {vocab})")
         self.scheduler.check_fits(len(prompt_token_ids), params.max_tokens)
+        if params.structured is not None:
+            self.grammars.check(params.structured)  # compiled once here; admission copies it
         if adapter is not None and adapter not in self.runner.adapters():
             raise NotFound(f"model {adapter!r} is not served here (no such adapter)")
 
@@ -117,6 +123,8 @@ class LLMEngine:
             arrival_time=self._clock() if arrival_time is None else arrival_time,
         )
         self._next_seq_id += 1
+        if params.structured is not None:
+            seq.grammar = self.grammars.matcher(params.structured)
         gen = self._generator
         if params.seed is not None:
             gen = torch.Generator().manual_seed(params.seed)
@@ -180,6 +188,7 @@ class LLMEngine:
         ]
         outputs: list[RequestOutput] = []
         if rows:
+            logits = mask_logits(logits, [c.seq.grammar for c in sampling])
             tokens, logprobs = self.sampler(logits, rows)
             now = self._clock()
             for chunk, token, lp in zip(sampling, tokens, logprobs, strict=True):
@@ -227,14 +236,26 @@ class LLMEngine:
         params = seq.params
         lps = None if lp is None else (lp,)
         reason: str | None = None
+        if seq.grammar is not None:
+            try:
+                seq.grammar.accept(token)
+            except ShipyardError as exc:
+                log.error("request %s: %s", seq.request_id, exc)
+                return self._finish(req, "abort", "", (token,), lps, exc)
+            if seq.grammar.done:  # complete: the grammar allows nothing more (not even more EOS)
+                reason = "stop"
         if (token in self.eos_token_ids and not params.ignore_eos) or token in params.stop_token_ids:
             reason = "stop"  # the stop token is counted but not shown, as in OpenAI's API
             text = ""
+        elif reason is not None and token in self.eos_token_ids:
+            text = ""  # the grammar ended on EOS (even with ignore_eos): not shown
         else:
             text = req.detokenizer.add(token)
             if req.detokenizer.stopped:
                 reason = "stop"
-            elif seq.num_output_tokens >= params.max_tokens or seq.num_tokens >= self.max_model_len:
+            elif reason is None and (
+                seq.num_output_tokens >= params.max_tokens or seq.num_tokens >= self.max_model_len
+            ):
                 reason = "length"
         if reason is not None:
             return self._finish(req, reason, text, (token,), lps)

@@ -3,7 +3,8 @@
 Semantics follow the APIs clients already use: ``repetition_penalty`` is Hugging Face's (divides
 positive logits of every token seen in the prompt or output), ``presence_penalty`` and
 ``frequency_penalty`` are OpenAI's (subtracted per output-token occurrence). ``validate`` names the
-offending field so the HTTP/gRPC edges can return it as a 400 / INVALID_ARGUMENT.
+offending field so the HTTP/gRPC edges can return it as a 400 / INVALID_ARGUMENT. ``structured``
+constrains the output to a grammar (``shipyard.engine.structured``); the engine compiles it on submit.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from shipyard.engine.structured import StructuredOutput
 from shipyard.errors import InvalidArgument
 
 __all__ = ["MAX_LOGPROBS", "SamplingParams"]
@@ -39,6 +41,7 @@ class SamplingParams:
     # (computed over the whole prompt, so such requests bypass the prefix cache).
     prompt_logprobs: int | None = None
     n: int = 1
+    structured: StructuredOutput | None = None  # None = unconstrained
 
     def __post_init__(self) -> None:
         # Accept lists from JSON/proto edges while keeping the dataclass hashable and immutable.
@@ -83,6 +86,10 @@ class SamplingParams:
             _check_int("prompt_logprobs", self.prompt_logprobs, low=0, high=MAX_LOGPROBS)
         if self.n != 1:
             raise InvalidArgument.field("n", "only n=1 is supported (one completion per request)")
+        if self.structured is not None:
+            if not isinstance(self.structured, StructuredOutput):
+                raise InvalidArgument.field("structured", "must be a StructuredOutput")
+            self.structured.validate()
         return self
 
 

@@ -2,7 +2,8 @@
 
 ``num_computed`` counts tokens whose keys/values are in the cache; the tokens after it are what the
 next step must feed. A preempted sequence drops its blocks and goes back to ``num_computed == 0``
-(recompute), keeping the tokens it generated so far.
+(recompute), keeping the tokens it generated so far — so a constrained sequence's ``grammar`` (which
+has consumed exactly those tokens) stays valid across preemption.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from shipyard.engine.outputs import TokenLogprob
 from shipyard.engine.sampling_params import SamplingParams
+from shipyard.engine.structured import GrammarMatcher
 
 __all__ = ["Sequence", "SequenceStatus"]
 
@@ -44,6 +46,8 @@ class Sequence:
     # Prompt logprobs gathered chunk by chunk while prefilling: entry i is prompt token i's (None for
     # token 0, which nothing predicts). Only filled when ``params.prompt_logprobs`` is set.
     prompt_logprobs: list[TokenLogprob | None] = field(default_factory=lambda: [None])
+    # Where the output stands in its grammar; only set when ``params.structured`` is.
+    grammar: GrammarMatcher | None = None
 
     def __post_init__(self) -> None:
         if not self.token_ids:

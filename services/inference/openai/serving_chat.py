@@ -2,7 +2,9 @@
 
 Non-streaming answers one ``chat.completion``; streaming sends ``chat.completion.chunk`` events: the
 assistant role first, then content deltas, then the ``finish_reason``, then (with
-``stream_options.include_usage``) a usage-only chunk, then ``[DONE]``.
+``stream_options.include_usage``) a usage-only chunk, then ``[DONE]``. With tools in play the text
+goes through ``ToolCallParser``: calls come back as ``message.tool_calls`` (streamed as whole
+``delta.tool_calls`` entries) with finish_reason "tool_calls".
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from shipyard_services.inference.openai.serving_engine import (
     submit,
     token_text,
 )
-from shipyard_services.inference.prompting import encode_messages
+from shipyard_services.inference.openai.tool_calls import ToolCallParser, render_messages, tool_calling
+from shipyard_services.inference.prompting import encode_messages, template_uses_tools
 from shipyard_services.inference.serving_models import ServedModels
 
 __all__ = ["create_chat_completion"]
@@ -38,15 +41,21 @@ PARAMS = {"prompt": "messages", "logprobs": "top_logprobs", "max_tokens": "max_t
 async def create_chat_completion(
     request: ChatCompletionRequest, served: ServedModels
 ) -> JSONResponse | EventSourceResponse:
+    calling = tool_calling(request)
     try:
-        token_ids = encode_messages(served.tokenizer, request.message_dicts(), field="messages")
+        if calling.tools or any(m.role == "tool" or m.tool_calls for m in request.messages):
+            native = template_uses_tools(served.tokenizer)
+            messages, tools = render_messages(request, calling.tools, native=native)
+        else:
+            messages, tools = request.message_dicts(), None
+        token_ids = encode_messages(served.tokenizer, messages, field="messages", tools=tools)
     except ShipyardError as exc:
         raise renamed(exc, PARAMS) from None
     sub = submit(
         served,
         request.model,
         token_ids,
-        request.sampling_params,
+        lambda default_max: request.sampling_params(default_max, calling.structured),
         prefix="chatcmpl",
         names=PARAMS,
         timeout=request.request_timeout,
@@ -54,11 +63,22 @@ async def create_chat_completion(
     decode = token_text(served)
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        return sse_response(_chunks(sub, decode, include_usage), sub)
+        parser = ToolCallParser() if calling.tools else None
+        return sse_response(_chunks(sub, decode, include_usage, parser), sub)
     outputs = await collect(sub)
     last = outputs[-1]
-    message = {"role": "assistant", "content": "".join(o.text for o in outputs)}
-    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": last.finish_reason}
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(o.text for o in outputs)}
+    finish_reason = last.finish_reason
+    if calling.tools:
+        # Fed delta by delta, exactly as when streaming, so both answers agree.
+        parser = ToolCallParser()
+        content = "".join(parser.feed(o.text)[0] for o in outputs) + parser.finish()
+        if parser.calls:
+            message = {"role": "assistant", "content": content or None, "tool_calls": parser.calls}
+            finish_reason = _finish_reason(finish_reason, parser)
+        else:
+            message["content"] = content
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish_reason}
     choice["logprobs"] = _logprobs(outputs, decode) if request.logprobs else None
     body = {
         "id": sub.request_id,
@@ -71,7 +91,13 @@ async def create_chat_completion(
     return JSONResponse(body)
 
 
-async def _chunks(sub: Submission, decode: Decode, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
+def _finish_reason(reason: str | None, parser: ToolCallParser) -> str | None:
+    return "tool_calls" if parser.calls and reason == "stop" else reason
+
+
+async def _chunks(
+    sub: Submission, decode: Decode, include_usage: bool, parser: ToolCallParser | None
+) -> AsyncIterator[dict[str, Any]]:
     def chunk(
         delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None
     ) -> dict[str, Any]:
@@ -91,10 +117,15 @@ async def _chunks(sub: Submission, decode: Decode, include_usage: bool) -> Async
     async for out in sub.stream:
         last = out
         lps = _logprobs([out], decode) if out.logprobs else None
-        if out.text or lps:
-            yield chunk({"content": out.text}, None, lps)
+        content, calls = parser.feed(out.text) if parser else (out.text, [])
+        if out.finished and parser:
+            content += parser.finish()
+        if content or lps:
+            yield chunk({"content": content}, None, lps)
+        if calls:
+            yield chunk({"tool_calls": calls})
         if out.finished:
-            yield chunk({}, out.finish_reason)
+            yield chunk({}, _finish_reason(out.finish_reason, parser) if parser else out.finish_reason)
     if include_usage and last is not None:
         yield {
             "id": sub.request_id,
