@@ -46,7 +46,7 @@ from shipyard.agents.telemetry import AgentTelemetry
 from shipyard.agents.tools.base import ToolContext, ToolResult
 from shipyard.agents.tools.registry import ToolRegistry
 from shipyard.errors import InvalidArgument, ShipyardError
-from shipyard.resources.agent import AgentLimits, Protocol
+from shipyard.resources.agent import AgentLimits, Protocol, ToolChoice
 
 __all__ = ["AgentLoop", "OnMessage"]
 
@@ -70,6 +70,7 @@ class _Turn:
     started: float
     usage: Usage = field(default_factory=Usage)
     step: int = 0
+    tool_calls: int = 0
     hits: list[Any] = field(default_factory=list)
 
     def keep(self, message: Message) -> None:
@@ -94,6 +95,7 @@ class AgentLoop:
         *,
         system_prompt: str = "You are a helpful assistant.",
         protocol: Protocol = "auto",
+        tool_choice: ToolChoice = "auto",
         limits: AgentLimits | None = None,
         temperature: float = 0.0,
         tool_timeout_s: float | None = None,
@@ -104,6 +106,7 @@ class AgentLoop:
         self.tools = tools
         self.system_prompt = system_prompt
         self.protocol = protocol
+        self.tool_choice = tool_choice
         self.limits = limits or AgentLimits()
         self.temperature = temperature
         self.tool_timeout_s = tool_timeout_s
@@ -233,7 +236,7 @@ class AgentLoop:
             request = ChatRequest(
                 [{"role": "system", "content": system}, *turn.messages],
                 tools=tools,
-                tool_choice="auto" if tools else None,
+                tool_choice=self._tool_choice(turn) if tools else None,
                 max_tokens=max_tokens,
                 temperature=self.temperature,
             )
@@ -288,6 +291,13 @@ class AgentLoop:
             return None, found, text_before_calls(out.text)
         return out.text.strip(), [], ""
 
+    def _tool_choice(self, turn: _Turn) -> str:
+        """``required`` holds only until the turn's first tool call (then ``auto``), so a model that must
+        use a tool still gets to answer, as the OpenAI Agents SDK's ``reset_tool_choice`` does."""
+        if self.tool_choice == "required" and turn.tool_calls:
+            return "auto"
+        return self.tool_choice
+
     def _act(
         self,
         turn: _Turn,
@@ -311,6 +321,7 @@ class AgentLoop:
             turn.messages.append({"role": "user", "content": _observation(correction, protocol)})
             return
         turn.keep(Message(role="assistant", content=thought, tool_calls=[c.openai() for c in good]))
+        turn.tool_calls += len(good)
         for call in good:
             yield AgentEvent("tool_call", turn.step, tool_call=call)
             with self.telemetry.tool_span(call, step_span) as span:

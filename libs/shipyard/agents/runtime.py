@@ -66,6 +66,7 @@ class AgentRuntime:
             self.toolbox.registry,
             system_prompt=spec.system_prompt,
             protocol=spec.protocol,
+            tool_choice=spec.tool_choice,
             limits=spec.limits,
             temperature=spec.temperature,
             tool_timeout_s=tool_timeout_s,

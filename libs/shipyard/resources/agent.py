@@ -18,6 +18,7 @@ from shipyard.resources.meta import API_VERSION, Metadata, SpecModel
 KIND = "Agent"
 
 Protocol = Literal["auto", "function-calling", "react"]
+ToolChoice = Literal["auto", "required", "none"]
 
 
 class AgentModel(SpecModel):
@@ -137,6 +138,12 @@ class AgentSpec(SpecModel):
         "auto",
         description="function-calling (OpenAI tools), react (Thought/Action text), or auto (function calling "
         "when the server supports tools).",
+    )
+    tool_choice: ToolChoice = Field(
+        "auto",
+        description="Function calling: auto (the model decides), required (it must call a tool before it may "
+        "answer; back to auto after its first call, as the OpenAI Agents SDK resets it, so it cannot loop), "
+        "none (tools are listed but never called).",
     )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of every model call.")
     tools: list[ToolEntry] = Field(default_factory=list, description="Tools the model may call.")

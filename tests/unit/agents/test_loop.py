@@ -95,6 +95,13 @@ def test_tool_call_then_observation_then_answer() -> None:
     assert kept[3].usage == {"prompt_tokens": 40, "completion_tokens": 20, "model_calls": 2}
 
 
+def test_required_tool_choice_holds_until_the_first_call_then_the_model_may_answer() -> None:
+    model = ScriptedModel([Reply(calls=(call("calculator", '{"expression": "6*7"}'),)), "42."])
+    events, _ = run(loop_with(model, tool_choice="required"))
+    assert events[-1].kind == "final_answer" and events[-1].text == "42."
+    assert [r.tool_choice for r in model.requests] == ["required", "auto"]
+
+
 def test_malformed_call_is_repaired_and_run() -> None:
     model = ScriptedModel(
         [

@@ -130,7 +130,14 @@ class Calculator:
         parameters={
             "type": "object",
             "properties": {
-                "expression": {"type": "string", "minLength": 1, "description": "The expression."}
+                # maxLength bounds a small model that opens the string and never closes it (under
+                # constrained decoding anything but a quote keeps a JSON string going).
+                "expression": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "description": "The expression.",
+                }
             },
             "required": ["expression"],
             "additionalProperties": False,
