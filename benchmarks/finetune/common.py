@@ -20,12 +20,30 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
 METHODS = ("lora", "qlora", "full")
+# A variant is a method with gradient checkpointing at the spec's default (on for qlora only), or
+# forced with a suffix: "lora+gc" (on), "qlora-gc" (off).
+VARIANTS = ("lora", "qlora", "full", "lora+gc", "qlora-gc")
+
+
+def parse_variant(variant: str) -> tuple[str, bool]:
+    """(method, gradient checkpointing) of a variant name."""
+    for suffix, on in (("+gc", True), ("-gc", False)):
+        if variant.endswith(suffix):
+            return variant.removesuffix(suffix), on
+    if variant not in METHODS:
+        raise SystemExit(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    return variant, variant == "qlora"
 
 
 def job_document(
-    method: str, base: str, data: str, *, steps: int, batch: int, seq_len: int
+    method: str, base: str, data: str, *, steps: int, batch: int, seq_len: int, checkpointing: bool
 ) -> dict[str, Any]:
-    finetune: dict[str, Any] = {"method": method, "maxSeqLen": seq_len, "badRecords": {"maxFraction": 0.9}}
+    finetune: dict[str, Any] = {
+        "method": method,
+        "maxSeqLen": seq_len,
+        "badRecords": {"maxFraction": 0.9},
+        "gradientCheckpointing": checkpointing,
+    }
     if method != "full":
         finetune["lora"] = {"r": 8, "alpha": 16, "dropout": 0.0}  # all linear projections (the default)
     return {
@@ -65,12 +83,21 @@ def steady(records: list[dict[str, Any]], warmup: int) -> dict[str, float]:
     }
 
 
-def vm_hwm_mb(pid: int | str = "self") -> float:
-    """The process's resident-set high-water mark (VmHWM), in MB."""
+def _status_mb(pid: int | str, key: str) -> float:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def vm_hwm_mb(pid: int | str = "self") -> float:
+    """The process's resident-set high-water mark (VmHWM), in MB."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def vm_rss_mb(pid: int | str = "self") -> float:
+    """The process's resident set now (VmRSS), in MB."""
+    return _status_mb(pid, "VmRSS:")
 
 
 def reset_hwm(pid: int | str = "self") -> None:

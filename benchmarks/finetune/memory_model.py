@@ -7,6 +7,11 @@ untied head) in the compute dtype; trainable parameters x4 copies (weight, gradi
 fp32. Activations are what the measured peak holds beyond the process baseline and the static parts;
 per token they scale with layers x (hidden + intermediate) (every saved activation of a decoder layer is
 a multiple of one of the two widths) plus the logits (vocab per token, fp32).
+
+With gradient checkpointing only each decoder layer's input is kept (tokens x layers x hidden), and
+one layer's activations at a time are rebuilt in the backward pass; the per-unit figure calibrated on
+a run without checkpointing gives that one layer's share, so a checkpointed run is predicted, not
+fitted (and the benchmark prints the prediction next to the measured checkpointed run).
 """
 
 from __future__ import annotations
@@ -70,9 +75,20 @@ def activation_bytes_per_unit(
 
 
 def estimate(
-    arch: Arch, method: str, per_unit: float, tokens: int, *, dtype_bytes: int, logits_dtype_bytes: int = 4
+    arch: Arch,
+    method: str,
+    per_unit: float,
+    tokens: int,
+    *,
+    dtype_bytes: int,
+    logits_dtype_bytes: int = 4,
+    checkpointing: bool = False,
 ) -> dict[str, float]:
     parts = static_bytes(arch, method, dtype_bytes=dtype_bytes)
-    parts["activations"] = per_unit * arch.activation_units(tokens) * dtype_bytes / 4
+    if checkpointing:
+        one_layer = per_unit * tokens * (arch.hidden + arch.intermediate) * dtype_bytes / 4
+        parts["activations"] = tokens * arch.layers * arch.hidden * dtype_bytes + one_layer
+    else:
+        parts["activations"] = per_unit * arch.activation_units(tokens) * dtype_bytes / 4
     parts["logits"] = tokens * arch.vocab * logits_dtype_bytes * 3  # logits, log-softmax, its gradient
     return parts

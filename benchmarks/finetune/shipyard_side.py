@@ -25,9 +25,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--seq-len", type=int, required=True)
+    parser.add_argument("--checkpointing", type=int, choices=(0, 1), required=True)
     args = parser.parse_args()
     doc = job_document(
-        args.method, args.base, args.data, steps=args.steps, batch=args.batch, seq_len=args.seq_len
+        args.method,
+        args.base,
+        args.data,
+        steps=args.steps,
+        batch=args.batch,
+        seq_len=args.seq_len,
+        checkpointing=bool(args.checkpointing),
     )
     peak = {"load": 0.0, "train": 0.0}
 

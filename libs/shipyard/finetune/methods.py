@@ -8,6 +8,9 @@
   the norms in fp32.
 * ``dpo``: LoRA (or full, with ``adapter: none``) trained with the DPO objective (``dpo.py``).
 
+``gradientCheckpointing`` (default on for ``qlora``) makes every decoder layer recompute its
+activations in the backward pass (``enable_checkpointing``), for any method.
+
 ``check_target_modules`` validates ``lora.targetModules`` against the module names of the base
 architecture built on the ``meta`` device (no weights are read), so a typo fails before any compute.
 """
@@ -24,9 +27,22 @@ from shipyard.errors import InvalidArgument
 from shipyard.finetune.spec import FinetuneMethod, FinetuneSpec
 from shipyard.models.local import LocalModel
 
-__all__ = ["build_model", "check_target_modules", "linear_module_names", "load_config", "target_modules"]
+__all__ = [
+    "CHECKPOINTING_KWARGS",
+    "build_model",
+    "check_target_modules",
+    "enable_checkpointing",
+    "linear_module_names",
+    "load_config",
+    "meta_model",
+    "target_modules",
+]
 
 TARGETS_FIELD = "spec.finetune.lora.targetModules"
+# Non-reentrant checkpointing (torch's recommended mode) gives the adapters inside a checkpointed layer
+# their gradients even when the layer's input does not require grad (a frozen embedding), so the
+# ``enable_input_require_grads`` hook the reentrant mode needs is not installed; it also works under DDP.
+CHECKPOINTING_KWARGS: dict[str, Any] = {"use_reentrant": False}
 
 
 def load_config(model: LocalModel) -> Any:
@@ -46,7 +62,7 @@ def linear_module_names(model: nn.Module) -> list[str]:
     return sorted(names)
 
 
-def _meta_model(config: Any) -> nn.Module:
+def meta_model(config: Any) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
@@ -55,7 +71,7 @@ def _meta_model(config: Any) -> nn.Module:
 
 def check_target_modules(config: Any, ft: FinetuneSpec) -> list[str]:
     """The modules LoRA will adapt; ``InvalidArgument`` on ``targetModules`` naming unknown ones."""
-    valid = linear_module_names(_meta_model(config))
+    valid = linear_module_names(meta_model(config))
     wanted = ft.lora.target_modules
     if wanted is None:
         return valid
@@ -71,6 +87,11 @@ def check_target_modules(config: Any, ft: FinetuneSpec) -> list[str]:
 
 def target_modules(model: nn.Module, ft: FinetuneSpec) -> list[str]:
     return list(ft.lora.target_modules) if ft.lora.target_modules else linear_module_names(model)
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Turn on gradient checkpointing of every decoder layer of an HF model (``model.train()`` needed)."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs=CHECKPOINTING_KWARGS)
 
 
 def _load_base(model: LocalModel, ft: FinetuneSpec, device: torch.device) -> nn.Module:
@@ -100,13 +121,18 @@ def build_model(
 ) -> nn.Module:
     """The trainable model of ``ft.method``; ``adapter_dir`` (a checkpoint's adapter) resumes a LoRA."""
     base = _load_base(model, ft, device)
+    if ft.method is FinetuneMethod.QLORA:
+        from peft import prepare_model_for_kbit_training
+
+        # Only the 4-bit preparation (norms in fp32, base frozen); checkpointing is switched on below
+        # the same way for every method.
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+    if ft.checkpoints_activations:
+        enable_checkpointing(base)
     if not ft.uses_lora:
         return base
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, PeftModel, get_peft_model
 
-    if ft.method is FinetuneMethod.QLORA:
-        # Gradient checkpointing is the engine's business; here only the 4-bit preparation.
-        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
     if adapter_dir is not None:
         return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
     config = LoraConfig(

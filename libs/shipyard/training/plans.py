@@ -75,6 +75,7 @@ def finetune_plan(
     peak: float | None,
     storage_config: dict[str, Any] | None,
 ) -> WorkerPlan:
+    from shipyard.finetune.flops import finetune_flops_per_token, matmul_weights
     from shipyard.finetune.runtime import FinetunePlan
 
     hp = spec.hyperparameters
@@ -82,9 +83,10 @@ def finetune_plan(
     seq_len = spec.finetune.max_seq_len
     mean_row = prepared.train_tokens / max(prepared.num_train, 1)
     total_steps = hp.steps or math.ceil((hp.tokens or 0) / (hp.global_batch_size * max(mean_row, 1.0)))
-    try:
-        flops = flops_per_token(prepared.config, seq_len)
-    except (AttributeError, TypeError):  # not a Llama-like config: MFU is unknown, training is not
+    try:  # what the method computes per token (shipyard.finetune.flops), over rows of the mean length
+        weights = matmul_weights(prepared.config, spec.finetune)
+        flops = finetune_flops_per_token(weights, spec.finetune, max(mean_row, 1.0))
+    except (AttributeError, TypeError, ValueError):  # unknown architecture: MFU is unknown, training is not
         flops = 0.0
     ft = FinetunePlan(
         base_model_uri=prepared.base_model_uri,

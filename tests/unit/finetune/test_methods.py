@@ -77,3 +77,32 @@ def test_qlora_stores_the_base_in_4_bit_and_trains_on_cpu(base: LocalModel) -> N
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0] - 0.05, losses
     assert not any(m.weight.requires_grad for m in quantized)  # the 4-bit base never trains
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_gradient_checkpointing_trains_the_same_weights_with_the_same_gradients(
+    base: LocalModel, method: str
+) -> None:
+    """Recomputing activations is a memory/compute trade, never a change in what is learned."""
+    torch.manual_seed(0)
+    ids = torch.randint(3, 1000, (2, 16))
+    grads = []
+    for checkpointing in (False, True):
+        doc = {"method": method, "gradientCheckpointing": checkpointing, "lora": {"dropout": 0.0}}
+        torch.manual_seed(0)  # the same LoRA init
+        model = build_model(base, FinetuneSpec.model_validate(doc), device=CPU)
+        model.train()
+        assert model.is_activation_checkpointing is checkpointing
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name, grad in grads[0].items():
+        assert grads[1][name] is not None, f"{name} got no gradient under checkpointing"
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_qlora_checkpoints_activations_unless_turned_off(base: LocalModel) -> None:
+    on = build_model(base, FinetuneSpec.model_validate({"method": "qlora"}), device=CPU)
+    off = FinetuneSpec.model_validate({"method": "qlora", "gradientCheckpointing": False})
+    assert on.is_activation_checkpointing
+    assert not build_model(base, off, device=CPU).is_activation_checkpointing

@@ -99,3 +99,23 @@ def test_the_finetune_section_survives_the_grpc_round_trip() -> None:
     )
     back = parse_training_spec(spec_from_pb(spec_to_pb(spec.model_dump(mode="json"))))
     assert back == spec
+
+
+@pytest.mark.parametrize(
+    ("finetune", "on"),
+    [
+        ({"method": "qlora"}, True),
+        ({"method": "lora"}, False),
+        ({"method": "full"}, False),
+        ({"method": "qlora", "gradientCheckpointing": False}, False),
+        ({"method": "lora", "gradientCheckpointing": True}, True),
+    ],
+)
+def test_gradient_checkpointing_defaults_on_for_qlora_only(finetune: dict[str, Any], on: bool) -> None:
+    ft = parse_training_spec(_spec(finetune=finetune)).finetune
+    assert ft is not None and ft.checkpoints_activations is on
+
+
+def test_gradient_checkpointing_must_be_a_boolean() -> None:
+    field, words = _violation(_spec(finetune={"gradientCheckpointing": "sometimes"}))
+    assert field == "spec.finetune.gradientCheckpointing" and "bool" in words

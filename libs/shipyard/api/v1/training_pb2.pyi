@@ -154,7 +154,7 @@ class DpoSpec(_message.Message):
     def __init__(self, beta: _Optional[float] = ..., reference_free: _Optional[bool] = ...) -> None: ...
 
 class FinetuneSpec(_message.Message):
-    __slots__ = ("method", "adapter", "lora", "data_format", "chat_template", "train_on", "packing", "max_seq_len", "validation_fraction", "bad_records", "dpo", "merge_adapter")
+    __slots__ = ("method", "adapter", "lora", "data_format", "chat_template", "train_on", "packing", "max_seq_len", "validation_fraction", "bad_records", "dpo", "merge_adapter", "gradient_checkpointing")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
     LORA_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +167,7 @@ class FinetuneSpec(_message.Message):
     BAD_RECORDS_FIELD_NUMBER: _ClassVar[int]
     DPO_FIELD_NUMBER: _ClassVar[int]
     MERGE_ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_CHECKPOINTING_FIELD_NUMBER: _ClassVar[int]
     method: str
     adapter: str
     lora: LoraSpec
@@ -179,7 +180,8 @@ class FinetuneSpec(_message.Message):
     bad_records: BadRecords
     dpo: DpoSpec
     merge_adapter: bool
-    def __init__(self, method: _Optional[str] = ..., adapter: _Optional[str] = ..., lora: _Optional[_Union[LoraSpec, _Mapping]] = ..., data_format: _Optional[str] = ..., chat_template: _Optional[str] = ..., train_on: _Optional[str] = ..., packing: _Optional[bool] = ..., max_seq_len: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., bad_records: _Optional[_Union[BadRecords, _Mapping]] = ..., dpo: _Optional[_Union[DpoSpec, _Mapping]] = ..., merge_adapter: _Optional[bool] = ...) -> None: ...
+    gradient_checkpointing: bool
+    def __init__(self, method: _Optional[str] = ..., adapter: _Optional[str] = ..., lora: _Optional[_Union[LoraSpec, _Mapping]] = ..., data_format: _Optional[str] = ..., chat_template: _Optional[str] = ..., train_on: _Optional[str] = ..., packing: _Optional[bool] = ..., max_seq_len: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., bad_records: _Optional[_Union[BadRecords, _Mapping]] = ..., dpo: _Optional[_Union[DpoSpec, _Mapping]] = ..., merge_adapter: _Optional[bool] = ..., gradient_checkpointing: _Optional[bool] = ...) -> None: ...
 
 class TrainingMetrics(_message.Message):
     __slots__ = ("loss", "learning_rate", "tokens_per_second", "step_time_seconds", "mfu", "grad_norm", "eval_loss", "reward_accuracy", "reward_margin")
