@@ -9,7 +9,7 @@ to a running server's OpenAI API.
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -57,13 +57,9 @@ def serve(
             args += [flag, str(value)]
     for adapter in adapters:
         args += ["--adapter", adapter]
-    proc = subprocess.Popen(args)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # the server got the same SIGINT and is shutting down gracefully
-        code = proc.wait()
-    if code not in (0, -2, 130):
-        raise click.exceptions.Exit(code)
+    # The server replaces this process, so a supervisor's SIGTERM (or Ctrl-C) reaches it directly:
+    # a child would be orphaned, still holding its ports, when only this CLI process is signalled.
+    os.execv(sys.executable, args)
 
 
 class _ChatBackend(Protocol):

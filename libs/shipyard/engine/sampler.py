@@ -108,7 +108,12 @@ def _logprobs(raw: torch.Tensor, tokens: list[int], rows: list[SampleRequest]) -
         n = rows[i].params.logprobs or 0
         top: tuple[tuple[int, float], ...] = ()
         if n and top_vals is not None and top_ids is not None:
-            top = tuple(zip(top_ids[j, :n].tolist(), top_vals[j, :n].tolist(), strict=True))
+            # Under a grammar, masked tokens are -inf: they were never candidates, so they are not listed.
+            top = tuple(
+                (t, v)
+                for t, v in zip(top_ids[j, :n].tolist(), top_vals[j, :n].tolist(), strict=True)
+                if v != float("-inf")
+            )
         result[i] = TokenLogprob(tokens[i], float(logp[j, tokens[i]]), top)
     return result
 
