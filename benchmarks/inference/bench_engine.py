@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -128,7 +129,12 @@ def main() -> None:
     parser.add_argument(
         "--skip", default="", help="comma-separated sides to skip: hf_sequential,hf_static,prefix"
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for every side (see README)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="torch threads for every side (default: the usable cores; see README)",
+    )
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -141,7 +147,8 @@ def main() -> None:
         tokenizer, args.requests, prompt_range=tuple(args.prompt_range), output_range=tuple(args.output_range)
     )
     print(
-        f"threads={torch.get_num_threads()} requests={len(requests)} KV blocks={runner.num_blocks}",
+        f"threads={torch.get_num_threads()} requests={len(requests)} KV blocks={runner.num_blocks} "
+        f"load average={os.getloadavg()[0]:.1f}",
         flush=True,
     )
     run_engine(runner, tokenizer, config, requests[:2])  # warm-up: first-call allocations

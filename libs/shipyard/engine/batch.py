@@ -24,6 +24,8 @@ __all__ = ["ModelInput", "ModelRunner", "SequenceChunk"]
 class SequenceChunk:
     """The slice of one sequence computed this step."""
 
+    # Names one sequence for its life: the runner may keep per-sequence state across steps under it
+    # (the decode view), checked against start_pos and block_table before it is trusted.
     seq_id: int
     token_ids: list[int]  # tokens fed now: a prefill chunk, or the single decode token
     start_pos: int  # position of token_ids[0]; positions [0, start_pos) are already in the KV cache

@@ -9,13 +9,20 @@ bfloat16, a quarter of float32, for ``4 / head_dim`` extra bytes).
 The tensor is allocated uninitialised (on CPU its pages are committed only as the cache fills): readers
 only ever gather slots that were written, padding included (the runner pads with a sequence's own last
 slot), so NaN garbage can never reach a masked-out product (0 * NaN is NaN).
+
+``DecodeKVView`` keeps the decoding sequences' K/V contiguous beside the cache (see its docstring): the
+decode hot path then appends one token per sequence instead of gathering every context every step.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["PagedKVCache", "kv_bytes_per_block"]
+from shipyard.errors import Internal
+
+__all__ = ["DecodeKVView", "DecodeLayout", "PagedKVCache", "kv_bytes_per_block"]
 
 _SCALE_DTYPE = torch.float32
 
@@ -52,6 +59,15 @@ class PagedKVCache:
         self._scales = torch.empty(shape[:-1], dtype=_SCALE_DTYPE, device=device) if int8 else None
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """``(layers, 2, slots, kv_heads, head_dim)``."""
+        return tuple(self._data.shape)
+
+    @property
+    def device(self) -> torch.device:
+        return self._data.device
+
+    @property
     def nbytes(self) -> int:
         scales = self._scales.nbytes if self._scales is not None else 0
         return self._data.nbytes + scales
@@ -66,6 +82,12 @@ class PagedKVCache:
             quantized, scale = _quantize_per_head(tensor)
             self._data[layer, kind, slots] = quantized
             self._scales[layer, kind, slots] = scale
+
+    def read_all_layers(self, slots: torch.Tensor) -> torch.Tensor:
+        """K and V of every layer at ``slots`` ``[n]``: ``[layers, 2, n, kv_heads, head_dim]`` (not int8)."""
+        if self._scales is not None:
+            raise Internal("read_all_layers serves the decode view, which int8 caches do not use")
+        return self._data[:, :, slots]
 
     def read(self, layer: int, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """K and V at ``slots`` (any shape ``S``): two ``[*S, kv_heads, head_dim]`` tensors in ``dtype``."""
@@ -86,3 +108,149 @@ def _quantize_per_head(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 def _dequantize(quantized: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (quantized.to(_SCALE_DTYPE) * scale[..., None]).to(dtype)
+
+
+@dataclass(frozen=True)
+class DecodeLayout:
+    """Where one step's decoding sequences live in the ``DecodeKVView``."""
+
+    rows: torch.Tensor  # [B] the view row of each one-token chunk, in chunk order
+    positions: torch.Tensor  # [B] the position its new key/value is written at
+    bias: torch.Tensor  # [R, 1, 1, L] attention bias: 0 where row r holds a key of its sequence, else -inf
+    num_rows: int  # R: rows attended over (free rows in between are masked to one key)
+    length: int  # L: the longest context this step
+    in_order: bool  # rows == arange(B) and R == B: no scatter/gather of queries needed
+
+
+@dataclass
+class _Entry:
+    row: int
+    length: int  # positions of the sequence held in the row
+    block_table: list[int]  # the table they were read through (a changed table means a new sequence)
+
+
+class DecodeKVView:
+    """The decoding sequences' K/V kept contiguous, one row per sequence, so attention reads it in place.
+
+    Gathering every decoding sequence's whole context out of the paged cache in every layer of every
+    step costs more than the attention itself on a CPU. This view holds ``[layers, 2, rows, kv_heads,
+    len, head_dim]``: a sequence is copied in once when it starts decoding, and after that each step only
+    appends its new token (the paged cache keeps being written too: it stays the source of truth for
+    prefix caching, chunked prefill and preemption). A sequence absent from a step's decodes, or whose
+    length or block table no longer match, is dropped and re-read from the paged cache when it returns.
+    The view costs memory beside the cache, at most ``max_bytes``; a step needing more returns ``None``
+    from ``prepare`` and the caller gathers from the paged cache instead. int8 caches do not use it.
+    """
+
+    def __init__(self, cache: PagedKVCache, *, max_bytes: int) -> None:
+        self._cache = cache
+        self.max_bytes = max_bytes
+        layers, _, _, kv_heads, head_dim = cache.shape
+        self._per_token = layers * 2 * kv_heads * head_dim * cache.dtype.itemsize
+        self._entries: dict[int, _Entry] = {}
+        self._data: torch.Tensor | None = None  # [layers, 2, rows, kv_heads, len, head_dim]
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._data is None else self._data.nbytes
+
+    def reset(self) -> None:
+        """Forget every row and free the memory (e.g. after a failed step left rows half written)."""
+        self._entries.clear()
+        self._data = None
+
+    def prepare(
+        self, seq_ids: list[int], block_tables: list[list[int]], lengths: list[int]
+    ) -> DecodeLayout | None:
+        """Rows for this step's one-token chunks (``lengths`` count the new token); None: use the cache."""
+        if not seq_ids:
+            self.reset()
+            return None
+        live = set(seq_ids)
+        self._entries = {sid: e for sid, e in self._entries.items() if sid in live}
+        stale: list[tuple[_Entry, list[int], int]] = []
+        taken = {e.row for e in self._entries.values()}
+        free = (r for r in range(len(seq_ids) + len(taken)) if r not in taken)
+        for sid, table, length in zip(seq_ids, block_tables, lengths, strict=True):
+            entry = self._entries.get(sid)
+            # A row is current when it holds every position before the new token, read through the
+            # same blocks (the same id with other blocks is another sequence, or a preempted one).
+            if (
+                entry is None
+                or entry.length != length - 1
+                or table[: len(entry.block_table)] != entry.block_table
+            ):
+                if entry is None:
+                    entry = self._entries[sid] = _Entry(next(free), 0, [])
+                stale.append((entry, table, length - 1))
+            entry.length, entry.block_table = length, list(table)
+        num_rows = max(e.row for e in self._entries.values()) + 1
+        longest = max(lengths)
+        if not self._ensure_capacity(num_rows, longest):
+            self.reset()
+            return None
+        for entry, table, cached in stale:
+            self._fill(entry.row, table, cached)
+        return self._layout(seq_ids, lengths, num_rows, longest)
+
+    def write(self, layer: int, layout: DecodeLayout, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Append this step's ``key``/``value`` ``[B, kv_heads, head_dim]`` at each row's new position."""
+        assert self._data is not None
+        self._data[layer, 0, layout.rows, :, layout.positions] = key.to(self._data.dtype)
+        self._data[layer, 1, layout.rows, :, layout.positions] = value.to(self._data.dtype)
+
+    def keys_values(self, layer: int, layout: DecodeLayout) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[R, kv_heads, L, head_dim]`` views (no copy) of the rows' keys and values."""
+        assert self._data is not None
+        data = self._data[layer, :, : layout.num_rows, :, : layout.length]
+        return data[0], data[1]
+
+    def _layout(self, seq_ids: list[int], lengths: list[int], num_rows: int, longest: int) -> DecodeLayout:
+        rows = [self._entries[sid].row for sid in seq_ids]
+        row_lengths = [1] * num_rows  # a free row attends to one (finite) key so softmax stays defined
+        for row, length in zip(rows, lengths, strict=True):
+            row_lengths[row] = length
+        device = self._cache.device
+        inside = torch.arange(longest)[None, :] < torch.tensor(row_lengths)[:, None]
+        bias = torch.zeros(inside.shape, dtype=self._cache.dtype).masked_fill_(~inside, float("-inf"))
+        return DecodeLayout(
+            rows=torch.tensor(rows, dtype=torch.long, device=device),
+            positions=torch.tensor(lengths, dtype=torch.long, device=device) - 1,
+            bias=bias[:, None, None, :].to(device),
+            num_rows=num_rows,
+            length=longest,
+            in_order=rows == list(range(num_rows)),
+        )
+
+    def _ensure_capacity(self, num_rows: int, length: int) -> bool:
+        old = self._data
+        old_rows, old_len = (0, 0) if old is None else (old.shape[2], old.shape[4])
+        if num_rows <= old_rows and length <= old_len:
+            return True
+        # Grow with headroom so a batch that gains a row or a token per step reallocates rarely.
+        rows = old_rows if num_rows <= old_rows else max(num_rows, -(-old_rows * 3 // 2))
+        cap = old_len if length <= old_len else -(-max(length, old_len * 5 // 4) // 64) * 64
+        if rows * cap * self._per_token > self.max_bytes:
+            rows, cap = max(num_rows, old_rows), max(length, old_len)  # no headroom then
+            if rows * cap * self._per_token > self.max_bytes:
+                return False
+        layers, _, _, kv_heads, head_dim = self._cache.shape
+        # Zeros, not empty: masked keys still meet the values in a product (0 * NaN would be NaN).
+        data = torch.zeros(
+            (layers, 2, rows, kv_heads, cap, head_dim), dtype=self._cache.dtype, device=self._cache.device
+        )
+        if old is not None:
+            data[:, :, :old_rows, :, :old_len] = old
+        self._data = data
+        return True
+
+    def _fill(self, row: int, table: list[int], cached: int) -> None:
+        """Copy positions ``[0, cached)`` of one sequence from the paged cache into ``row``."""
+        assert self._data is not None
+        if cached == 0:
+            return
+        size = self._cache.block_size
+        positions = torch.arange(cached)
+        blocks = torch.tensor(table, dtype=torch.long)[positions // size]
+        slots = (blocks * size + positions % size).to(self._cache.device)
+        self._data[:, :, row, :, :cached] = self._cache.read_all_layers(slots).transpose(2, 3)

@@ -97,6 +97,8 @@ class PagedModelRunner:
         )
         self.model = model
         self._decoder = PagedDecoder(model, self.cache, self.loras)
+        # Decoding sequences' K/V kept contiguous beside the cache (None with an int8 cache).
+        self.decode_view = self._decoder.view
 
     def execute(self, batch: ModelInput) -> torch.Tensor:
         """float32 logits, one row per ``chunk.num_logit_rows``, in chunk order (``batch.py``)."""
