@@ -129,11 +129,13 @@ def _auto_rules(tools: Sequence[Tool], parallel: bool, answer: StructuredOutput 
             f"answer: %json {json.dumps({**schema, 'x-guidance': JSON_OPTIONS})}\n" + _call_rules(tools)
         )
     # Free text that never opens a call, or any text ending in the call opener (``suffix`` makes the
-    # lead lazy: it stops at the first opener), then the call's JSON and any further calls.
+    # lead lazy: it stops at the first opener), then the call's JSON and any further calls. Neither may
+    # contain a ``<tool_response>``: only the caller writes tool results, and small models otherwise
+    # answer by inventing (or endlessly repeating) them.
     return (
         f'start: TEXT | lead call_json "\\n</tool_call>"{more}\n'
-        'lead[suffix="<tool_call>\\n"]: /(?s:.*)/\n'
-        "TEXT: /(?s:.+)/ & ~/(?s:.*<tool_call>.*)/\n" + _call_rules(tools)
+        'lead[suffix="<tool_call>\\n"]: /(?s:.*)/ & ~/(?s:.*<tool_response>.*)/\n'
+        "TEXT: /(?s:.+)/ & ~/(?s:.*<tool_call>.*)/ & ~/(?s:.*<tool_response>.*)/\n" + _call_rules(tools)
     )
 
 

@@ -285,3 +285,25 @@ def test_hermes_prompt_lists_tools_and_renders_calls_and_results(tiny_model_dir:
     )
     assert not accepts('<tool_call>\n{"name": "calculate", "arguments": {"a": 1000')
     assert not accepts('<tool_call>\n{"name": "search"')
+
+
+def test_auto_grammar_never_lets_the_model_write_a_tool_response(tiny_model_dir: Any) -> None:
+    """Only the caller writes tool results: text that invents one is outside the grammar."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    request = ChatCompletionRequest.model_validate({"model": "tiny", "messages": ASK, "tools": TOOLS})
+    structured = tool_calling(request).structured
+    assert structured is not None
+    grammars = GrammarCompiler(tokenizer, len(tokenizer))
+
+    def accepted(text: str) -> bool:
+        matcher = grammars.matcher(structured).ll_matcher
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        return matcher.validate_tokens(ids) == len(ids)
+
+    assert accepted("The answer is 5.")
+    call = {"name": "calculate", "arguments": {"a": 2, "b": 3, "op": "+"}}
+    assert accepted(f"<tool_call>\n{json.dumps(call)}\n</tool_call>")
+    assert not accepted("<tool_response>\n5\n</tool_response>")
+    assert not accepted("The answer is <tool_response>")
