@@ -285,7 +285,11 @@ class AgentLoop:
                 parse_tool_call(c.name, c.arguments, self._schemas, call_id=c.id)
                 for c in out.final.tool_calls
             ]
-            return None, calls, out.text.strip()
+            # The server returns whole calls as tool_calls; a <tool_call> still in the text is one that
+            # max_tokens cut off (small models repeat calls until then): not a thought, and not history.
+            cut_off = "<tool_call>" in out.text.lower()
+            thought = text_before_calls(out.text) if cut_off else out.text.strip()
+            return None, calls, thought
         found = extract_text_calls(out.text, self._schemas, hint=FC_HINT)
         if found:
             return None, found, text_before_calls(out.text)

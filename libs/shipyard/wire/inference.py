@@ -3,7 +3,8 @@
 Server side: a ``GenerateRequest`` becomes a ``PromptInput`` and the engine's ``SamplingParams``;
 the engine's ``RequestOutput`` deltas become ``GenerateResponse`` messages. Client side: the reverse,
 so a caller builds requests from the same domain types. Field paths in errors are the request's
-(``sampling.temperature``), see ``request_field``.
+(``sampling.temperature``), see ``request_field``. ``sampling.structured`` (a JSON schema, any JSON
+object, a regex or a Lark grammar) becomes the engine's ``SamplingParams.structured``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from google.protobuf import empty_pb2
+
 from shipyard.api.v1 import inference_pb2
 from shipyard.engine.detokenizer import IncrementalDetokenizer
 from shipyard.engine.outputs import RequestOutput, TokenLogprob
 from shipyard.engine.sampling_params import SamplingParams
+from shipyard.engine.structured import StructuredOutput
 from shipyard.errors import FieldViolation, InvalidArgument
 
 __all__ = [
@@ -33,6 +37,8 @@ __all__ = [
     "response_pb",
     "sampling_from_pb",
     "sampling_to_pb",
+    "structured_from_pb",
+    "structured_to_pb",
     "with_request_fields",
 ]
 
@@ -124,6 +130,8 @@ def sampling_from_pb(pb: inference_pb2.SamplingParams) -> SamplingParams:
     kwargs["stop"] = tuple(pb.stop)
     kwargs["stop_token_ids"] = tuple(pb.stop_token_ids)
     kwargs["ignore_eos"] = pb.ignore_eos
+    if pb.HasField("structured"):
+        kwargs["structured"] = structured_from_pb(pb.structured)
     return SamplingParams(**kwargs)
 
 
@@ -135,7 +143,29 @@ def sampling_to_pb(params: SamplingParams) -> inference_pb2.SamplingParams:
         value = getattr(params, name)
         if value is not None:
             setattr(pb, name, value)
+    if params.structured is not None:
+        pb.structured.CopyFrom(structured_to_pb(params.structured))
     return pb
+
+
+def structured_from_pb(pb: inference_pb2.StructuredOutput) -> StructuredOutput:
+    """The engine's constraint; its ``field`` is the engine path (``structured.json_schema``), which
+    ``request_field`` turns into the request's (``sampling.structured.json_schema``). The grammar
+    itself is checked when the engine compiles it on submit."""
+    kind = pb.WhichOneof("kind")
+    if kind is None:
+        raise InvalidArgument.field(
+            request_field("structured"), "set one of json_schema, json_object, regex or lark"
+        )
+    if kind == "json_object":
+        return StructuredOutput("json_object", field="structured.json_object")
+    return StructuredOutput(kind, getattr(pb, kind), field=f"structured.{kind}")
+
+
+def structured_to_pb(structured: StructuredOutput) -> inference_pb2.StructuredOutput:
+    if structured.kind == "json_object":
+        return inference_pb2.StructuredOutput(json_object=empty_pb2.Empty())
+    return inference_pb2.StructuredOutput(**{structured.kind: structured.spec})
 
 
 def request_field(field_path: str) -> str:

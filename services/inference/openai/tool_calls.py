@@ -2,8 +2,10 @@
 
 * Prompt: a chat template that knows about tools gets ``tools=`` and the messages in Hugging Face's
   tool format. Otherwise (SmolLM2, plain ChatML) the tools are listed in a system block, earlier calls
-  are written as ``<tool_call>{"name", "arguments"}</tool_call>`` and results as ``<tool_response>``
-  blocks in a user turn — the Hermes / Qwen convention, so the model sees one format throughout.
+  are written as ``<tool_call>{"name", "arguments"}</tool_call>`` (the Hermes / Qwen convention) and
+  results as plain ``Tool result (<name>): ...`` lines in a user turn that asks for the answer. A model
+  trained on no tool format (SmolLM2) copies Hermes ``<tool_response>`` blocks into its answer instead
+  of answering; stated in words, it answers from the result.
 * Grammar: ``tool_choice`` picks what the output may be — "required": one or more calls, a named
   function: exactly one call of it, "auto": free text (or the ``response_format``) *or* text followed by
   calls. Every call is ``{"name": <a tool>, "arguments": <its parameters schema>}``, so even a 135M model
@@ -154,14 +156,17 @@ def render_messages(
         messages = [_native_message(i, m) for i, m in enumerate(request.messages)]
         return messages, [t.model_dump(exclude_none=True) for t in tools] or None
     messages: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # tool_call_id -> function name, for results that do not name theirs
     for i, m in enumerate(request.messages):
         if m.role == "tool":
-            block = f"<tool_response>\n{m.text()}\n</tool_response>"
+            name = m.name or names.get(m.tool_call_id or "", "")
+            line = f"Tool result ({name}): {m.text()}" if name else f"Tool result: {m.text()}"
             if messages and messages[-1].get("tool_results"):
-                messages[-1]["content"] += "\n" + block  # consecutive results share one user turn
+                messages[-1]["lines"].append(line)  # consecutive results share one user turn
             else:
-                messages.append({"role": "user", "content": block, "tool_results": True})
+                messages.append({"role": "user", "lines": [line], "tool_results": True})
         elif m.role == "assistant" and m.tool_calls:
+            names.update((c.id, c.function.name) for c in m.tool_calls)
             calls = [
                 f"{OPEN}\n{json.dumps({'name': c.function.name, 'arguments': _arguments(i, j, m)})}\n{CLOSE}"
                 for j, c in enumerate(m.tool_calls)
@@ -172,7 +177,10 @@ def render_messages(
         else:
             messages.append({"role": m.role, "content": m.text()})
     for m in messages:
-        m.pop("tool_results", None)
+        if m.pop("tool_results", False):
+            lines = m.pop("lines")
+            ask = "Use this result" if len(lines) == 1 else "Use these results"
+            m["content"] = "\n".join([*lines, f"{ask} to answer my question."])
     if tools:
         listing = "\n".join(json.dumps(t.model_dump(exclude_none=True)) for t in tools)
         block = SYSTEM_BLOCK.format(tools=listing)

@@ -102,6 +102,20 @@ def test_required_tool_choice_holds_until_the_first_call_then_the_model_may_answ
     assert [r.tool_choice for r in model.requests] == ["required", "auto"]
 
 
+def test_a_call_cut_off_by_max_tokens_is_neither_a_thought_nor_history() -> None:
+    # What a server sends when the model repeats calls until max_tokens: the whole ones as tool_calls,
+    # the unfinished one left in the text.
+    cut = Reply(
+        'Let me compute. <tool_call>\n{"name": "calculator", "arguments": {"expression": "6',
+        calls=(call("calculator", '{"expression": "6*7"}'),),
+    )
+    model = ScriptedModel([cut, "42."])
+    events, kept = run(loop_with(model))
+    assert [e.text for e in events if e.kind == "thought"] == ["Let me compute."]
+    assert kept[1].content == "Let me compute." and kept[1].tool_calls
+    assert events[-1].kind == "final_answer"
+
+
 def test_malformed_call_is_repaired_and_run() -> None:
     model = ScriptedModel(
         [

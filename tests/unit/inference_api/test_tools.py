@@ -261,9 +261,9 @@ def test_hermes_prompt_lists_tools_and_renders_calls_and_results(tiny_model_dir:
         messages[0]["content"].startswith("Be brief.") and '"name": "get_weather"' in messages[0]["content"]
     )
     assert messages[2]["content"] == '<tool_call>\n{"name": "calculate", "arguments": {"a": 2}}\n</tool_call>'
-    assert (
-        messages[3]["content"]
-        == "<tool_response>\n5\n</tool_response>\n<tool_response>\nsunny\n</tool_response>"
+    # Results are stated in words, named by their call (c2 is unknown: no name), and ask for the answer.
+    assert messages[3]["content"] == (
+        "Tool result (calculate): 5\nTool result: sunny\nUse these results to answer my question."
     )
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
     native, native_tools = render_messages(request, tool_calling(request).tools, native=True)

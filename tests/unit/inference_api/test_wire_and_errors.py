@@ -7,6 +7,7 @@ import pytest
 from shipyard.api.v1 import inference_pb2
 from shipyard.engine.outputs import RequestOutput, TokenLogprob
 from shipyard.engine.sampling_params import SamplingParams
+from shipyard.engine.structured import StructuredOutput
 from shipyard.errors import DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted
 from shipyard.wire import inference as convert
 from shipyard_services.inference.openai.errors import HTTP_STATUS, error_body, renamed
@@ -18,6 +19,29 @@ def test_sampling_round_trip_keeps_unset_fields_at_their_defaults() -> None:
     back = convert.sampling_from_pb(convert.sampling_to_pb(params))
     assert back == params
     assert convert.sampling_from_pb(inference_pb2.SamplingParams()) == SamplingParams()
+
+
+@pytest.mark.parametrize(
+    "structured",
+    [
+        StructuredOutput.json_schema({"type": "object"}, field="structured.json_schema"),
+        StructuredOutput("json_object", field="structured.json_object"),
+        StructuredOutput("regex", "(yes|no)", field="structured.regex"),
+        StructuredOutput("lark", 'start: "a"+', field="structured.lark"),
+    ],
+)
+def test_structured_output_round_trips_and_names_its_request_field(structured: StructuredOutput) -> None:
+    params = SamplingParams(max_tokens=8, structured=structured)
+    back = convert.sampling_from_pb(convert.sampling_to_pb(params))
+    assert back == params
+    assert convert.request_field(back.structured.field) == f"sampling.{structured.field}"
+
+
+def test_structured_output_without_a_kind_is_invalid() -> None:
+    pb = inference_pb2.SamplingParams(structured=inference_pb2.StructuredOutput())
+    with pytest.raises(InvalidArgument) as exc:
+        convert.sampling_from_pb(pb)
+    assert convert.with_request_fields(exc.value).violations[0].field == "sampling.structured"
 
 
 def test_prompt_forms_and_missing_prompt() -> None:

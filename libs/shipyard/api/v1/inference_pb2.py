@@ -26,17 +26,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bshipyard/v1/inference.proto\x12\x0bshipyard.v1\x1a\x1bgoogle/protobuf/empty.proto\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"8\n\nChatPrompt\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.shipyard.v1.ChatMessage\" \n\x0bTokenPrompt\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\"\x8a\x04\n\x0eSamplingParams\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\x05min_p\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x08 \x01(\x01H\x07\x88\x01\x01\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x16\n\x0estop_token_ids\x18\n \x03(\x05\x12\x12\n\nignore_eos\x18\x0b \x01(\x08\x12\x11\n\x04seed\x18\x0c \x01(\x03H\x08\x88\x01\x01\x12\x15\n\x08logprobs\x18\r \x01(\x05H\t\x88\x01\x01\x12\x1c\n\x0fprompt_logprobs\x18\x0e \x01(\x05H\n\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x15\n\x13_repetition_penaltyB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_seedB\x0b\n\t_logprobsB\x12\n\x10_prompt_logprobs\"\xd2\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12*\n\x06tokens\x18\x03 \x01(\x0b\x32\x18.shipyard.v1.TokenPromptH\x00\x12\'\n\x04\x63hat\x18\x04 \x01(\x0b\x32\x17.shipyard.v1.ChatPromptH\x00\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.shipyard.v1.SamplingParams\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x08\n\x06prompt\">\n\nTopLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\"o\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\x12-\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x17.shipyard.v1.TopLogprob\"\x9b\x01\n\x12PromptTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x14\n\x07logprob\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12-\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x17.shipyard.v1.TopLogprob\x12\x13\n\x0btext_offset\x18\x05 \x01(\x05\x42\n\n\x08_logprob\"f\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x15\n\rcached_tokens\x18\x04 \x01(\x05\"\x92\x02\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\ttoken_ids\x18\x04 \x03(\x05\x12+\n\x08logprobs\x18\x05 \x03(\x0b\x32\x19.shipyard.v1.TokenLogprob\x12\x30\n\rfinish_reason\x18\x06 \x01(\x0e\x32\x19.shipyard.v1.FinishReason\x12!\n\x05usage\x18\x07 \x01(\x0b\x32\x12.shipyard.v1.Usage\x12\x38\n\x0fprompt_logprobs\x18\x08 \x03(\x0b\x32\x1f.shipyard.v1.PromptTokenLogprob\"v\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.shipyard.v1.ModelKind\x12\x12\n\nbase_model\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x15\n\rmax_model_len\x18\x05 \x01(\x05\"\x13\n\x11ListModelsRequest\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.shipyard.v1.Model\"/\n\x12LoadAdapterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\"$\n\x14UnloadAdapterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03*T\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_KIND_BASE\x10\x01\x12\x16\n\x12MODEL_KIND_ADAPTER\x10\x02\x32\x8b\x03\n\x10InferenceService\x12G\n\x08Generate\x12\x1c.shipyard.v1.GenerateRequest\x1a\x1d.shipyard.v1.GenerateResponse\x12O\n\x0eGenerateStream\x12\x1c.shipyard.v1.GenerateRequest\x1a\x1d.shipyard.v1.GenerateResponse0\x01\x12M\n\nListModels\x12\x1e.shipyard.v1.ListModelsRequest\x1a\x1f.shipyard.v1.ListModelsResponse\x12\x42\n\x0bLoadAdapter\x12\x1f.shipyard.v1.LoadAdapterRequest\x1a\x12.shipyard.v1.Model\x12J\n\rUnloadAdapter\x12!.shipyard.v1.UnloadAdapterRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bshipyard/v1/inference.proto\x12\x0bshipyard.v1\x1a\x1bgoogle/protobuf/empty.proto\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"8\n\nChatPrompt\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.shipyard.v1.ChatMessage\" \n\x0bTokenPrompt\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\"\xbd\x04\n\x0eSamplingParams\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\x05min_p\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x08 \x01(\x01H\x07\x88\x01\x01\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x16\n\x0estop_token_ids\x18\n \x03(\x05\x12\x12\n\nignore_eos\x18\x0b \x01(\x08\x12\x11\n\x04seed\x18\x0c \x01(\x03H\x08\x88\x01\x01\x12\x15\n\x08logprobs\x18\r \x01(\x05H\t\x88\x01\x01\x12\x1c\n\x0fprompt_logprobs\x18\x0e \x01(\x05H\n\x88\x01\x01\x12\x31\n\nstructured\x18\x0f \x01(\x0b\x32\x1d.shipyard.v1.StructuredOutputB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x15\n\x13_repetition_penaltyB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_seedB\x0b\n\t_logprobsB\x12\n\x10_prompt_logprobs\"\x81\x01\n\x10StructuredOutput\x12\x15\n\x0bjson_schema\x18\x01 \x01(\tH\x00\x12-\n\x0bjson_object\x18\x02 \x01(\x0b\x32\x16.google.protobuf.EmptyH\x00\x12\x0f\n\x05regex\x18\x03 \x01(\tH\x00\x12\x0e\n\x04lark\x18\x04 \x01(\tH\x00\x42\x06\n\x04kind\"\xd2\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12*\n\x06tokens\x18\x03 \x01(\x0b\x32\x18.shipyard.v1.TokenPromptH\x00\x12\'\n\x04\x63hat\x18\x04 \x01(\x0b\x32\x17.shipyard.v1.ChatPromptH\x00\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.shipyard.v1.SamplingParams\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x08\n\x06prompt\">\n\nTopLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\"o\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\x12-\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x17.shipyard.v1.TopLogprob\"\x9b\x01\n\x12PromptTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x14\n\x07logprob\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12-\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x17.shipyard.v1.TopLogprob\x12\x13\n\x0btext_offset\x18\x05 \x01(\x05\x42\n\n\x08_logprob\"f\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x15\n\rcached_tokens\x18\x04 \x01(\x05\"\x92\x02\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\ttoken_ids\x18\x04 \x03(\x05\x12+\n\x08logprobs\x18\x05 \x03(\x0b\x32\x19.shipyard.v1.TokenLogprob\x12\x30\n\rfinish_reason\x18\x06 \x01(\x0e\x32\x19.shipyard.v1.FinishReason\x12!\n\x05usage\x18\x07 \x01(\x0b\x32\x12.shipyard.v1.Usage\x12\x38\n\x0fprompt_logprobs\x18\x08 \x03(\x0b\x32\x1f.shipyard.v1.PromptTokenLogprob\"v\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.shipyard.v1.ModelKind\x12\x12\n\nbase_model\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x15\n\rmax_model_len\x18\x05 \x01(\x05\"\x13\n\x11ListModelsRequest\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.shipyard.v1.Model\"/\n\x12LoadAdapterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\"$\n\x14UnloadAdapterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03*T\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_KIND_BASE\x10\x01\x12\x16\n\x12MODEL_KIND_ADAPTER\x10\x02\x32\x8b\x03\n\x10InferenceService\x12G\n\x08Generate\x12\x1c.shipyard.v1.GenerateRequest\x1a\x1d.shipyard.v1.GenerateResponse\x12O\n\x0eGenerateStream\x12\x1c.shipyard.v1.GenerateRequest\x1a\x1d.shipyard.v1.GenerateResponse0\x01\x12M\n\nListModels\x12\x1e.shipyard.v1.ListModelsRequest\x1a\x1f.shipyard.v1.ListModelsResponse\x12\x42\n\x0bLoadAdapter\x12\x1f.shipyard.v1.LoadAdapterRequest\x1a\x12.shipyard.v1.Model\x12J\n\rUnloadAdapter\x12!.shipyard.v1.UnloadAdapterRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shipyard.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1951
-  _globals['_FINISHREASON']._serialized_end=2071
-  _globals['_MODELKIND']._serialized_start=2073
-  _globals['_MODELKIND']._serialized_end=2157
+  _globals['_FINISHREASON']._serialized_start=2134
+  _globals['_FINISHREASON']._serialized_end=2254
+  _globals['_MODELKIND']._serialized_start=2256
+  _globals['_MODELKIND']._serialized_end=2340
   _globals['_CHATMESSAGE']._serialized_start=73
   _globals['_CHATMESSAGE']._serialized_end=117
   _globals['_CHATPROMPT']._serialized_start=119
@@ -44,29 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOKENPROMPT']._serialized_start=177
   _globals['_TOKENPROMPT']._serialized_end=209
   _globals['_SAMPLINGPARAMS']._serialized_start=212
-  _globals['_SAMPLINGPARAMS']._serialized_end=734
-  _globals['_GENERATEREQUEST']._serialized_start=737
-  _globals['_GENERATEREQUEST']._serialized_end=947
-  _globals['_TOPLOGPROB']._serialized_start=949
-  _globals['_TOPLOGPROB']._serialized_end=1011
-  _globals['_TOKENLOGPROB']._serialized_start=1013
-  _globals['_TOKENLOGPROB']._serialized_end=1124
-  _globals['_PROMPTTOKENLOGPROB']._serialized_start=1127
-  _globals['_PROMPTTOKENLOGPROB']._serialized_end=1282
-  _globals['_USAGE']._serialized_start=1284
-  _globals['_USAGE']._serialized_end=1386
-  _globals['_GENERATERESPONSE']._serialized_start=1389
-  _globals['_GENERATERESPONSE']._serialized_end=1663
-  _globals['_MODEL']._serialized_start=1665
-  _globals['_MODEL']._serialized_end=1783
-  _globals['_LISTMODELSREQUEST']._serialized_start=1785
-  _globals['_LISTMODELSREQUEST']._serialized_end=1804
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1806
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1862
-  _globals['_LOADADAPTERREQUEST']._serialized_start=1864
-  _globals['_LOADADAPTERREQUEST']._serialized_end=1911
-  _globals['_UNLOADADAPTERREQUEST']._serialized_start=1913
-  _globals['_UNLOADADAPTERREQUEST']._serialized_end=1949
-  _globals['_INFERENCESERVICE']._serialized_start=2160
-  _globals['_INFERENCESERVICE']._serialized_end=2555
+  _globals['_SAMPLINGPARAMS']._serialized_end=785
+  _globals['_STRUCTUREDOUTPUT']._serialized_start=788
+  _globals['_STRUCTUREDOUTPUT']._serialized_end=917
+  _globals['_GENERATEREQUEST']._serialized_start=920
+  _globals['_GENERATEREQUEST']._serialized_end=1130
+  _globals['_TOPLOGPROB']._serialized_start=1132
+  _globals['_TOPLOGPROB']._serialized_end=1194
+  _globals['_TOKENLOGPROB']._serialized_start=1196
+  _globals['_TOKENLOGPROB']._serialized_end=1307
+  _globals['_PROMPTTOKENLOGPROB']._serialized_start=1310
+  _globals['_PROMPTTOKENLOGPROB']._serialized_end=1465
+  _globals['_USAGE']._serialized_start=1467
+  _globals['_USAGE']._serialized_end=1569
+  _globals['_GENERATERESPONSE']._serialized_start=1572
+  _globals['_GENERATERESPONSE']._serialized_end=1846
+  _globals['_MODEL']._serialized_start=1848
+  _globals['_MODEL']._serialized_end=1966
+  _globals['_LISTMODELSREQUEST']._serialized_start=1968
+  _globals['_LISTMODELSREQUEST']._serialized_end=1987
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1989
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2045
+  _globals['_LOADADAPTERREQUEST']._serialized_start=2047
+  _globals['_LOADADAPTERREQUEST']._serialized_end=2094
+  _globals['_UNLOADADAPTERREQUEST']._serialized_start=2096
+  _globals['_UNLOADADAPTERREQUEST']._serialized_end=2132
+  _globals['_INFERENCESERVICE']._serialized_start=2343
+  _globals['_INFERENCESERVICE']._serialized_end=2738
 # @@protoc_insertion_point(module_scope)
