@@ -142,9 +142,10 @@ class DecodeKVView:
     from ``prepare`` and the caller gathers from the paged cache instead. int8 caches do not use it.
     """
 
-    def __init__(self, cache: PagedKVCache, *, max_bytes: int) -> None:
+    def __init__(self, cache: PagedKVCache, *, max_bytes: int, max_rows: int | None = None) -> None:
         self._cache = cache
         self.max_bytes = max_bytes
+        self.max_rows = max_rows  # the most sequences that decode together (the scheduler's max_num_seqs)
         layers, _, _, kv_heads, head_dim = cache.shape
         self._per_token = layers * 2 * kv_heads * head_dim * cache.dtype.itemsize
         self._entries: dict[int, _Entry] = {}
@@ -223,24 +224,34 @@ class DecodeKVView:
         )
 
     def _ensure_capacity(self, num_rows: int, length: int) -> bool:
+        """Room for ``num_rows`` rows of ``length`` positions; False when the memory cap cannot hold them.
+
+        Growing reallocates and copies the whole view, so it grows with headroom (rows x2 up to
+        ``max_rows``, positions x1.5 in multiples of 64), trimmed to what the cap holds for ``max_rows``
+        rows — never one position at a time, which near the cap would copy the whole view every step.
+        """
         old = self._data
         old_rows, old_len = (0, 0) if old is None else (old.shape[2], old.shape[4])
         if num_rows <= old_rows and length <= old_len:
             return True
-        # Grow with headroom so a batch that gains a row or a token per step reallocates rarely.
-        rows = old_rows if num_rows <= old_rows else max(num_rows, -(-old_rows * 3 // 2))
-        cap = old_len if length <= old_len else -(-max(length, old_len * 5 // 4) // 64) * 64
-        if rows * cap * self._per_token > self.max_bytes:
-            rows, cap = max(num_rows, old_rows), max(length, old_len)  # no headroom then
-            if rows * cap * self._per_token > self.max_bytes:
-                return False
+        budget = self.max_bytes // self._per_token  # rows x positions the cap holds
+        if num_rows * length > budget:
+            return False
+        most_rows = self.max_rows or budget
+        rows = max(num_rows, old_rows if num_rows <= old_rows else min(2 * old_rows, most_rows))
+        rows = min(rows, budget // length)  # >= num_rows, as num_rows * length fits
+        # Positions are sized for the most rows there can be, so filling up the rows later does not
+        # have to shrink them again.
+        cap = max(old_len, -(-max(length, old_len * 3 // 2) // 64) * 64)
+        cap = max(length, min(cap, budget // max(rows, min(most_rows, budget // length))))
         layers, _, _, kv_heads, head_dim = self._cache.shape
         # Zeros, not empty: masked keys still meet the values in a product (0 * NaN would be NaN).
         data = torch.zeros(
             (layers, 2, rows, kv_heads, cap, head_dim), dtype=self._cache.dtype, device=self._cache.device
         )
         if old is not None:
-            data[:, :, :old_rows, :, :old_len] = old
+            keep_rows, keep_len = min(old_rows, rows), min(old_len, cap)
+            data[:, :, :keep_rows, :, :keep_len] = old[:, :, :keep_rows, :, :keep_len]
         self._data = data
         return True
 

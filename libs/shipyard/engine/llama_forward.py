@@ -180,7 +180,9 @@ class _GatherLayout:
 class PagedDecoder:
     """A HF Llama-family ``*ForCausalLM``'s modules, run over the paged cache (see module doc)."""
 
-    def __init__(self, model: torch.nn.Module, cache: PagedKVCache, loras: LoraSet) -> None:
+    def __init__(
+        self, model: torch.nn.Module, cache: PagedKVCache, loras: LoraSet, *, max_num_seqs: int | None = None
+    ) -> None:
         config = model.config
         self.model, self.cache, self.loras = model, cache, loras
         self.num_heads = config.num_attention_heads
@@ -188,7 +190,7 @@ class PagedDecoder:
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.num_heads
         self.scaling = self.head_dim**-0.5
         # The view may take as much memory as the paged cache beside it, never more.
-        self.view = None if cache.int8 else DecodeKVView(cache, max_bytes=cache.nbytes)
+        self.view = None if cache.int8 else DecodeKVView(cache, max_bytes=cache.nbytes, max_rows=max_num_seqs)
 
     @torch.inference_mode()
     def forward(self, plan: StepPlan) -> torch.Tensor:

@@ -96,7 +96,7 @@ class PagedModelRunner:
             dtype=placement.dtype,
         )
         self.model = model
-        self._decoder = PagedDecoder(model, self.cache, self.loras)
+        self._decoder = PagedDecoder(model, self.cache, self.loras, max_num_seqs=config.max_num_seqs)
         # Decoding sequences' K/V kept contiguous beside the cache (None with an int8 cache).
         self.decode_view = self._decoder.view
 

@@ -118,10 +118,24 @@ def test_view_rows_are_reused_and_freed_when_nothing_decodes() -> None:
 def test_a_view_that_would_exceed_its_memory_cap_declines() -> None:
     cache = _cache()
     per_token = 2 * 2 * 2 * 8 * 4  # layers x K/V x kv_heads x head_dim x fp32
-    view = DecodeKVView(cache, max_bytes=4 * 64 * per_token)
-    assert view.prepare(list(range(4)), [[i] for i in range(4)], [3] * 4) is not None
-    assert view.prepare(list(range(5)), [[i] for i in range(5)], [3] * 5) is None
+    view = DecodeKVView(cache, max_bytes=4 * 13 * per_token)
+    tables = [list(range(4 * i, 4 * i + 4)) for i in range(5)]  # 16 positions each
+    assert view.prepare(list(range(4)), tables[:4], [13] * 4) is not None
+    assert view.prepare(list(range(5)), tables, [13] * 5) is None
     assert view.nbytes == 0
+
+
+def test_a_view_near_its_cap_grows_in_steps_not_a_token_at_a_time() -> None:
+    """Each growth copies the whole view: decoding up to the cap must not reallocate every step."""
+    per_token = 2 * 2 * 2 * 8 * 4
+    view = DecodeKVView(_cache(num_blocks=256), max_bytes=8 * 100 * per_token, max_rows=8)
+    tables = [list(range(32 * i, 32 * i + 32)) for i in range(8)]  # 128 positions each
+    sizes = []
+    for length in range(2, 101):
+        assert view.prepare(list(range(8)), tables, [length] * 8) is not None
+        sizes.append(view.nbytes)
+    assert len(set(sizes)) <= 3
+    assert max(sizes) <= view.max_bytes
 
 
 def test_an_int8_cache_keeps_no_full_precision_copy_beside_it(tiny_dir: pathlib.Path) -> None:
