@@ -88,8 +88,12 @@ def run_hf(model: Any, requests: list[Request], batch_size: int, pad_id: int) ->
     for begin in range(0, len(requests), batch_size):
         batch = requests[begin : begin + batch_size]
         width = max(len(r.prompt) for r in batch)
-        ids = torch.tensor([[pad_id] * (width - len(r.prompt)) + r.prompt for r in batch])
-        mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in batch])
+        ids = torch.tensor(
+            [[pad_id] * (width - len(r.prompt)) + r.prompt for r in batch], device=model.device
+        )
+        mask = torch.tensor(
+            [[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in batch], device=model.device
+        )
         steps = max(r.max_tokens for r in batch)
         clock = _StepClock(t0)
         with torch.inference_mode():
@@ -135,18 +139,31 @@ def main() -> None:
         default=len(os.sched_getaffinity(0)),
         help="torch threads for every side (default: the usable cores; see README)",
     )
+    parser.add_argument("--model", default=SMOLLM2, help="a model name, path or URI (default: SmolLM2)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
+    parser.add_argument("--kv-cache-memory", type=float, default=1.5e9, help="bytes, or a fraction (<= 1)")
+    parser.add_argument("--max-num-seqs", type=int, default=64)
+    parser.add_argument("--max-num-batched-tokens", type=int, default=512)
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     skip = set(filter(None, args.skip.split(",")))
 
-    config = InferenceConfig(device="cpu", kv_cache_memory=1.5e9, max_num_seqs=64, max_num_batched_tokens=512)
-    runner, tokenizer = load_runner(resolve_local_model(SMOLLM2), config)
+    config = InferenceConfig(
+        device=args.device,
+        dtype=args.dtype,
+        kv_cache_memory=args.kv_cache_memory,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+    )
+    runner, tokenizer = load_runner(resolve_local_model(args.model), config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     requests = mixed_requests(
         tokenizer, args.requests, prompt_range=tuple(args.prompt_range), output_range=tuple(args.output_range)
     )
     print(
+        f"device={runner.placement.device} dtype={runner.placement.dtype} "
         f"threads={torch.get_num_threads()} requests={len(requests)} KV blocks={runner.num_blocks} "
         f"load average={os.getloadavg()[0]:.1f}",
         flush=True,
