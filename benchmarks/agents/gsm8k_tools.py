@@ -40,10 +40,16 @@ from shipyard.storage import open_storage
 DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "eval" / "gsm8k"
 NUMBER = r"(-?[$0-9.,]{2,})|(-?[0-9]+)"  # lm-eval gsm8k "flexible-extract"
 PEERS = pathlib.Path(__file__).resolve().parent / "peers"
+SIDES = ("shipyard-none", "shipyard-python", "lagent", "smolagents")
 SYSTEM = (
     "You solve grade-school math word problems. Think step by step. When a calculation is needed, "
     "{tool_hint}End with a line 'The answer is N.' where N is a number."
 )
+
+
+# SmolLM2 was not trained on a tool-call format: one example in the system prompt is what makes it use
+# the tool at all (Lagent and smolagents put theirs in their own prompts too).
+EXAMPLE_CALL = '<tool_call>{"name": "python", "arguments": {"code": "print(12 * 3 - 5)"}}</tool_call>'
 
 
 @dataclass
@@ -78,7 +84,9 @@ def shipyard_side(
         {
             "model": {"url": endpoint, "name": MODEL},
             "systemPrompt": SYSTEM.format(
-                tool_hint="call the python tool with code that prints the result. " if tools else ""
+                tool_hint=f"call the python tool with code that prints the result, e.g. {EXAMPLE_CALL} "
+                if tools
+                else ""
             ),
             "protocol": "function-calling",
             # Like smolagents' ToolCallingAgent (tool_choice "required"): a call first, then auto.
@@ -154,19 +162,25 @@ def main() -> None:
         "--peers-python", help="python of a venv with lagent and smolagents (skipped if unset)"
     )
     parser.add_argument("--json", type=pathlib.Path, help="write every row and the summary here")
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"a subset of {','.join(SIDES)}")
     args = parser.parse_args()
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = sorted(set(sides) - set(SIDES))
+    if unknown:
+        parser.error(f"--sides: unknown {', '.join(unknown)}; choose from {', '.join(SIDES)}")
 
     lines = (DATA / "test_first200.jsonl").read_text(encoding="utf-8").splitlines()[: args.limit]
     questions = [{"id": str(i), **json.loads(line)} for i, line in enumerate(lines)]
     gold = {q["id"]: q["answer"] for q in questions}
     results: dict[str, list[Row]] = {}
     with inference_server(args.port) as endpoint:
-        results["shipyard-none"] = shipyard_side(endpoint, questions, tools=False, max_steps=args.max_steps)
-        results["shipyard-python"] = shipyard_side(endpoint, questions, tools=True, max_steps=args.max_steps)
-        if args.peers_python:
-            for name, script in (("lagent", "lagent_side.py"), ("smolagents", "smolagents_side.py")):
+        for name in sides:
+            if name.startswith("shipyard-"):
+                tools = name == "shipyard-python"
+                results[name] = shipyard_side(endpoint, questions, tools=tools, max_steps=args.max_steps)
+            elif args.peers_python:
                 results[name] = peer_side(
-                    script, args.peers_python, endpoint, questions, max_steps=args.max_steps
+                    f"{name}_side.py", args.peers_python, endpoint, questions, max_steps=args.max_steps
                 )
     summary = [summarize(name, rows, gold) for name, rows in results.items()]
     print(f"GSM8K first {len(questions)} questions, {MODEL}, max {args.max_steps} steps\n")
@@ -176,8 +190,8 @@ def main() -> None:
             f"{s['side']:<17}{s['accuracy']:>9.3f}{s['mean_steps']:>7.2f}{s['tool_calls']:>7}"
             f"{s['failed_tool_calls']:>8}{s['runs_with_errors']:>8}{s['wall_s']:>9.1f}"
         )
-    ours = next(s for s in summary if s["side"] == "shipyard-python")
-    for peer in (s for s in summary if s["side"] in ("lagent", "smolagents")):
+    ours = next((s for s in summary if s["side"] == "shipyard-python"), None)
+    for peer in (s for s in summary if ours and s["side"] in ("lagent", "smolagents")):
         print(
             f"\nshipyard-python vs {peer['side']}: "
             f"accuracy {ours['accuracy']:.3f} vs {peer['accuracy']:.3f}, "
