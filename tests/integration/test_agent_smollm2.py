@@ -20,7 +20,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from prometheus_client import CollectorRegistry
 
 from shipyard.agents.events import AgentEvent
 from shipyard.agents.llm import ChatChunk, ChatRequest, OpenAIChatModel
@@ -28,14 +27,9 @@ from shipyard.agents.runtime import AgentRuntime
 from shipyard.agents.sessions.store import SessionStore
 from shipyard.agents.tools.calculator import Calculator, evaluate
 from shipyard.agents.tools.python_sandbox import PythonSandbox
-from shipyard.config import InferenceConfig
-from shipyard.engine.async_engine import AsyncLLMEngine
-from shipyard.models.local import SMOLLM2
 from shipyard.resources.agent import AgentSpec
-from shipyard.rpc import ServerOptions
 from shipyard.storage import LocalStorage
 from shipyard_services.inference.server import InferenceServers
-from shipyard_services.inference.serving_models import ServedModels
 
 pytestmark = pytest.mark.slow
 
@@ -51,22 +45,6 @@ CALCULATOR_PROMPT = (
 PYTHON_PROMPT = "You are a helpful assistant. Run Python code with the python tool. Example: " + example_call(
     "python", {"code": "print(2 + 2)"}
 )
-
-
-@pytest.fixture(scope="module")
-def smollm2_url() -> Iterator[str]:
-    """Our inference server (OpenAI API over HTTP) serving SmolLM2 on a free loopback port."""
-    config = InferenceConfig(device="cpu", block_size=16, kv_cache_memory=96e6, max_num_seqs=4)
-    engine = AsyncLLMEngine.from_config(SMOLLM2, config, served_model_name="smollm2")
-    servers = InferenceServers.start(
-        ServedModels(engine, source=SMOLLM2),
-        CollectorRegistry(),
-        http_host="127.0.0.1",
-        http_port=0,
-        grpc_options=ServerOptions(shutdown_grace_seconds=1.0),
-    )
-    yield servers.http.url
-    servers.stop()
 
 
 class RecordingModel:
@@ -108,12 +86,12 @@ def trace(events: list[AgentEvent]) -> list[tuple[str, str, Any]]:
 
 
 def test_calculator_call_is_valid_runs_and_the_answer_uses_its_result(
-    smollm2_url: str, tmp_path: pathlib.Path
+    smollm2_servers: InferenceServers, tmp_path: pathlib.Path
 ) -> None:
     store = SessionStore(f"sqlite:///{tmp_path / 'sessions.db'}")
     spec = agent_spec(CALCULATOR_PROMPT, {"type": "calculator"})
     with AgentRuntime(
-        "calc", spec, model=OpenAIChatModel(smollm2_url), store=store, storage=LocalStorage()
+        "calc", spec, model=OpenAIChatModel(smollm2_servers.http.url), store=store, storage=LocalStorage()
     ) as rt:
         events = list(rt.ask("What is 17 * 23?"))
     store.close()
@@ -134,12 +112,12 @@ def test_calculator_call_is_valid_runs_and_the_answer_uses_its_result(
 
 
 def test_python_call_runs_in_the_sandbox_and_its_output_is_the_observation(
-    smollm2_url: str, tmp_path: pathlib.Path
+    smollm2_servers: InferenceServers, tmp_path: pathlib.Path
 ) -> None:
     store = SessionStore(f"sqlite:///{tmp_path / 'sessions.db'}")
     spec = agent_spec(PYTHON_PROMPT, {"type": "python", "timeoutSeconds": 30})
     with AgentRuntime(
-        "py", spec, model=OpenAIChatModel(smollm2_url), store=store, storage=LocalStorage()
+        "py", spec, model=OpenAIChatModel(smollm2_servers.http.url), store=store, storage=LocalStorage()
     ) as rt:
         events = list(rt.ask("Use Python to print the sum of the numbers from 1 to 100."))
     store.close()
@@ -160,14 +138,14 @@ def test_python_call_runs_in_the_sandbox_and_its_output_is_the_observation(
 
 
 def test_a_session_continues_over_two_turns_with_its_history_from_sqlite(
-    smollm2_url: str, tmp_path: pathlib.Path
+    smollm2_servers: InferenceServers, tmp_path: pathlib.Path
 ) -> None:
     db = tmp_path / "sessions.db"
     spec = agent_spec(CALCULATOR_PROMPT, {"type": "calculator"})
     store = SessionStore(f"sqlite:///{db}")
     store.create_agent("calc", spec.model_dump(mode="json"))
     session = store.create_session("calc")
-    model = RecordingModel(OpenAIChatModel(smollm2_url))
+    model = RecordingModel(OpenAIChatModel(smollm2_servers.http.url))
     with AgentRuntime("calc", spec, model=model, store=store, storage=LocalStorage()) as rt:
         first = list(rt.chat(session.id, "What is 17 * 23?"))
         assert first[-1].kind == "final_answer" and "391" in first[-1].text, trace(first)

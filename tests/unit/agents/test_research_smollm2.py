@@ -11,45 +11,20 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from shipyard.agents.llm import OpenAIChatModel
 from shipyard.agents.research import run_research
 from shipyard.agents.retrieval import Collection
 from shipyard.agents.tools.search import SearchTool
-from shipyard.config import InferenceConfig
 from shipyard.data.document import Document
-from shipyard.engine.async_engine import AsyncLLMEngine
-from shipyard.engine.metrics import EngineMetrics
-from shipyard.models.local import SMOLLM2
 from shipyard.resources.agent import AgentLimits, Research
-from shipyard.rpc import ServerOptions
 from shipyard_services.inference.server import InferenceServers
-from shipyard_services.inference.serving_models import ServedModels
 
 pytestmark = pytest.mark.slow
 
 PASSAGES = 200
-
-
-@pytest.fixture(scope="session")
-def smollm2_openai_url() -> Iterator[str]:
-    """Our inference server (HTTP, OpenAI API) serving SmolLM2 on a free loopback port."""
-    registry = CollectorRegistry()
-    config = InferenceConfig(device="cpu", block_size=16, max_num_batched_tokens=512, kv_cache_memory=64e6)
-    engine = AsyncLLMEngine.from_config(SMOLLM2, config, metrics=EngineMetrics(registry))
-    servers = InferenceServers.start(
-        ServedModels(engine, source=SMOLLM2),
-        registry,
-        http_host="127.0.0.1",
-        http_port=0,
-        grpc_options=ServerOptions(shutdown_grace_seconds=1.0),
-    )
-    yield servers.http.url
-    servers.stop()
 
 
 def read_jsonl(path: pathlib.Path) -> list[dict[str, object]]:
@@ -57,7 +32,7 @@ def read_jsonl(path: pathlib.Path) -> list[dict[str, object]]:
 
 
 def test_research_on_xquad_cites_the_passage_the_question_came_from(
-    shared_data: pathlib.Path, smollm2_openai_url: str
+    shared_data: pathlib.Path, smollm2_servers: InferenceServers
 ) -> None:
     xquad = shared_data / "retrieval" / "xquad"
     contexts = [d for d in read_jsonl(xquad / "corpus.jsonl") if d["lang"] == "en"][:PASSAGES]
@@ -79,7 +54,7 @@ def test_research_on_xquad_cites_the_passage_the_question_came_from(
     events = list(
         run_research(
             str(query["question"]),
-            model=OpenAIChatModel(smollm2_openai_url),
+            model=OpenAIChatModel(smollm2_servers.http.url),
             search=SearchTool(collection, mode="bm25"),
             settings=Research(max_sub_questions=2, passages_per_question=2),
             # Generous wall time: the CI machine's two cores are shared; on an idle one this takes ~30 s.

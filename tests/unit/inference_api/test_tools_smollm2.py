@@ -7,20 +7,13 @@ the 135M model's calls and answers parse and fit their schemas.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 import openai
 import pytest
-from prometheus_client import CollectorRegistry
 
-from shipyard.config import InferenceConfig
-from shipyard.engine.async_engine import AsyncLLMEngine
-from shipyard.models.local import SMOLLM2
-from shipyard.rpc import ServerOptions
 from shipyard_services.inference.server import InferenceServers
-from shipyard_services.inference.serving_models import ServedModels
 
 pytestmark = pytest.mark.slow
 
@@ -47,21 +40,6 @@ CITY = {
     "required": ["city", "country"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture(scope="module")
-def smollm2_servers() -> Iterator[InferenceServers]:
-    config = InferenceConfig(device="cpu", block_size=16, kv_cache_memory=64e6, max_num_seqs=4)
-    engine = AsyncLLMEngine.from_config(SMOLLM2, config, served_model_name="smollm2")
-    servers = InferenceServers.start(
-        ServedModels(engine, source=SMOLLM2),
-        CollectorRegistry(),
-        http_host="127.0.0.1",
-        http_port=0,
-        grpc_options=ServerOptions(shutdown_grace_seconds=1.0),
-    )
-    yield servers
-    servers.stop()
 
 
 def client(s: InferenceServers) -> openai.OpenAI:
