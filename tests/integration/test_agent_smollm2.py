@@ -76,6 +76,20 @@ def agent_spec(system_prompt: str, tool: dict[str, Any]) -> AgentSpec:
     )
 
 
+def ask(
+    servers: InferenceServers, tmp_path: pathlib.Path, spec: AgentSpec, question: str
+) -> list[AgentEvent]:
+    """One ``ask`` of an agent over the real server, sessions in SQLite under ``tmp_path``."""
+    store = SessionStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    try:
+        with AgentRuntime(
+            "agent", spec, model=OpenAIChatModel(servers.http.url), store=store, storage=LocalStorage()
+        ) as rt:
+            return list(rt.ask(question))
+    finally:
+        store.close()
+
+
 def of_kind(events: list[AgentEvent], kind: str) -> list[AgentEvent]:
     return [e for e in events if e.kind == kind]
 
@@ -88,13 +102,8 @@ def trace(events: list[AgentEvent]) -> list[tuple[str, str, Any]]:
 def test_calculator_call_is_valid_runs_and_the_answer_uses_its_result(
     smollm2_servers: InferenceServers, tmp_path: pathlib.Path
 ) -> None:
-    store = SessionStore(f"sqlite:///{tmp_path / 'sessions.db'}")
     spec = agent_spec(CALCULATOR_PROMPT, {"type": "calculator"})
-    with AgentRuntime(
-        "calc", spec, model=OpenAIChatModel(smollm2_servers.http.url), store=store, storage=LocalStorage()
-    ) as rt:
-        events = list(rt.ask("What is 17 * 23?"))
-    store.close()
+    events = ask(smollm2_servers, tmp_path, spec, "What is 17 * 23?")
 
     calls = of_kind(events, "tool_call")
     assert calls, trace(events)
@@ -114,13 +123,8 @@ def test_calculator_call_is_valid_runs_and_the_answer_uses_its_result(
 def test_python_call_runs_in_the_sandbox_and_its_output_is_the_observation(
     smollm2_servers: InferenceServers, tmp_path: pathlib.Path
 ) -> None:
-    store = SessionStore(f"sqlite:///{tmp_path / 'sessions.db'}")
     spec = agent_spec(PYTHON_PROMPT, {"type": "python", "timeoutSeconds": 30})
-    with AgentRuntime(
-        "py", spec, model=OpenAIChatModel(smollm2_servers.http.url), store=store, storage=LocalStorage()
-    ) as rt:
-        events = list(rt.ask("Use Python to print the sum of the numbers from 1 to 100."))
-    store.close()
+    events = ask(smollm2_servers, tmp_path, spec, "Use Python to print the sum of the numbers from 1 to 100.")
 
     calls = of_kind(events, "tool_call")
     assert calls, trace(events)

@@ -161,10 +161,10 @@ def render_messages(
         if m.role == "tool":
             name = m.name or names.get(m.tool_call_id or "", "")
             line = f"Tool result ({name}): {m.text()}" if name else f"Tool result: {m.text()}"
-            if messages and messages[-1].get("tool_results"):
+            if messages and "lines" in messages[-1]:
                 messages[-1]["lines"].append(line)  # consecutive results share one user turn
             else:
-                messages.append({"role": "user", "lines": [line], "tool_results": True})
+                messages.append({"role": "user", "lines": [line]})
         elif m.role == "assistant" and m.tool_calls:
             names.update((c.id, c.function.name) for c in m.tool_calls)
             calls = [
@@ -177,7 +177,7 @@ def render_messages(
         else:
             messages.append({"role": m.role, "content": m.text()})
     for m in messages:
-        if m.pop("tool_results", False):
+        if "lines" in m:  # a turn of tool results
             lines = m.pop("lines")
             ask = "Use this result" if len(lines) == 1 else "Use these results"
             m["content"] = "\n".join([*lines, f"{ask} to answer my question."])

@@ -25,6 +25,17 @@ from tests.unit.inference_api.tiny_model import engine_config
 StartServers = Callable[..., InferenceServers]
 
 
+def serve(engine: AsyncLLMEngine, source: str, registry: CollectorRegistry) -> InferenceServers:
+    """HTTP + gRPC servers around ``engine`` on free loopback ports (stop them when done)."""
+    return InferenceServers.start(
+        ServedModels(engine, source=source),
+        registry,
+        http_host="127.0.0.1",
+        http_port=0,
+        grpc_options=ServerOptions(shutdown_grace_seconds=1.0),
+    )
+
+
 @pytest.fixture
 def start_servers(tiny_model_dir: pathlib.Path) -> Iterator[StartServers]:
     """Start servers on free ports around a fresh engine (``engine_config`` overrides as kwargs)."""
@@ -38,13 +49,7 @@ def start_servers(tiny_model_dir: pathlib.Path) -> Iterator[StartServers]:
             served_model_name="tiny",
             metrics=EngineMetrics(registry),
         )
-        servers = InferenceServers.start(
-            ServedModels(engine, source=str(tiny_model_dir)),
-            registry,
-            http_host="127.0.0.1",
-            http_port=0,
-            grpc_options=ServerOptions(shutdown_grace_seconds=1.0),
-        )
+        servers = serve(engine, str(tiny_model_dir), registry)
         started.append(servers)
         return servers
 
@@ -68,12 +73,6 @@ def smollm2_servers() -> Iterator[InferenceServers]:
     engine = AsyncLLMEngine.from_config(
         SMOLLM2, config, served_model_name="smollm2", metrics=EngineMetrics(registry)
     )
-    servers = InferenceServers.start(
-        ServedModels(engine, source=SMOLLM2),
-        registry,
-        http_host="127.0.0.1",
-        http_port=0,
-        grpc_options=ServerOptions(shutdown_grace_seconds=1.0),
-    )
+    servers = serve(engine, SMOLLM2, registry)
     yield servers
     servers.stop()

@@ -18,12 +18,11 @@ from prometheus_client import CollectorRegistry
 
 from shipyard.engine.async_engine import AsyncLLMEngine
 from shipyard.engine.structured import GrammarCompiler
-from shipyard.rpc import ServerOptions
 from shipyard_services.inference.openai.protocol import ChatCompletionRequest
 from shipyard_services.inference.openai.tool_calls import ToolCallParser, render_messages, tool_calling
 from shipyard_services.inference.server import InferenceServers
-from shipyard_services.inference.serving_models import ServedModels
 from tests.unit.engine.model_runner_support import build_tiny_llama
+from tests.unit.inference_api.servers import serve
 from tests.unit.inference_api.tiny_model import CHATML, engine_config
 
 WAIT = 60.0
@@ -63,16 +62,8 @@ def servers(
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     tokenizer.chat_template = CHATML
     tokenizer.save_pretrained(directory)
-    registry = CollectorRegistry()
     engine = AsyncLLMEngine.from_config(str(directory), engine_config(), served_model_name="tiny")
-    served = ServedModels(engine, source=str(directory))
-    started = InferenceServers.start(
-        served,
-        registry,
-        http_host="127.0.0.1",
-        http_port=0,
-        grpc_options=ServerOptions(shutdown_grace_seconds=1.0),
-    )
+    started = serve(engine, str(directory), CollectorRegistry())
     yield started
     started.stop()
 
