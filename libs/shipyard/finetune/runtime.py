@@ -3,7 +3,7 @@
 The loop itself (steps, all-reduce, checkpoints, stop flag, restarts) is the pretraining loop of
 ``shipyard.training.worker_loop``; this module gives it the finetune model (``methods.build_model``,
 resumed from a checkpoint's adapter or full weights), the objective (cross-entropy over labelled tokens,
-or DPO), the loader over the encoded rows, and the eval loss over the validation rows.
+with the LM head run on those positions only: ``LabelledTokenLoss``; or DPO), the loader over the encoded rows, and the eval loss over the validation rows.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from shipyard.models.local import LocalModel
 from shipyard.storage.base import Storage
 from shipyard.training.checkpoint import download_dir
 from shipyard.training.data_loader import DataPosition
-from shipyard.training.objective import Objective, causal_lm
+from shipyard.training.objective import LabelledTokenLoss, Objective
 from shipyard.training.spec import TrainingJobSpec
 from shipyard.training.strategies import Engine, make_engine
 
@@ -73,7 +73,7 @@ class FinetuneRuntime:
 
     def _objective(self, model: torch.nn.Module, base: LocalModel, device: torch.device) -> Objective:
         if self.ft.method is not FinetuneMethod.DPO:
-            return causal_lm
+            return LabelledTokenLoss(model)  # prompts and padding carry no label: skip their logits
         reference = None
         if not self.ft.uses_lora and not self.ft.dpo.reference_free:
             full = self.ft.model_copy(update={"method": FinetuneMethod.FULL})
