@@ -3,7 +3,8 @@
 The loop itself (steps, all-reduce, checkpoints, stop flag, restarts) is the pretraining loop of
 ``shipyard.training.worker_loop``; this module gives it the finetune model (``methods.build_model``,
 resumed from a checkpoint's adapter or full weights), the objective (cross-entropy over labelled tokens,
-with the LM head run on those positions only: ``LabelledTokenLoss``; or DPO), the loader over the encoded rows, and the eval loss over the validation rows.
+with the LM head run on those positions only: ``LabelledTokenLoss``; or DPO), the loader over the
+encoded rows, and the eval loss over the validation rows.
 """
 
 from __future__ import annotations

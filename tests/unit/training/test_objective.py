@@ -99,7 +99,7 @@ def test_a_forward_that_bypasses_the_hooked_head_still_gets_the_same_loss() -> N
 
 
 def test_a_micro_batch_without_labelled_tokens_adds_zero_not_nan() -> None:
-    unlabelled = [EncodedExample([5, 6, 7, 8], [IGNORE_INDEX] * 4), EncodedExample([9, 10], [IGNORE_INDEX] * 2)]
+    unlabelled = [EncodedExample([5, 6, 7, 8], [IGNORE_INDEX] * 4), EncodedExample([9], [IGNORE_INDEX])]
     model = _tiny_llama()
     loss, _ = LabelledTokenLoss(model)(model, collate(unlabelled, PAD))
     loss.backward()
