@@ -18,7 +18,8 @@ safetensors directory, written by rank 0; every rank must call it since FSDP/ZeR
   partitions the optimizer state by rank). ZeRO-1/2 run on CPU with gloo; ZeRO-3 is GPU-only (spec).
 
 AdamW's weight decay skips 1-D parameters (norm weights, biases), as in GPT/Llama training recipes;
-only parameters that require gradients are optimized (with LoRA: the adapter weights).
+only parameters that require gradients are optimized (with LoRA: the adapter weights). DDP runs torch's
+fused AdamW kernel (HF Trainer's default), FSDP and DeepSpeed the foreach one.
 """
 
 from __future__ import annotations
@@ -57,10 +58,16 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _optimizer(model: nn.Module, spec: TrainingJobSpec) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, spec: TrainingJobSpec, *, fused: bool) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters; ``fused``: torch's fused kernel (CPU and CUDA), which is
+    what HF Trainer uses by default (``adamw_torch_fused``) and steps SmolLM2-135M's 135M parameters
+    in 0.04 s instead of the foreach kernel's 0.29 s on 2 CPU cores."""
     hp = spec.hyperparameters
     return torch.optim.AdamW(
-        param_groups(model, hp.weight_decay), lr=hp.learning_rate, betas=(hp.adam_beta1, hp.adam_beta2)
+        param_groups(model, hp.weight_decay),
+        lr=hp.learning_rate,
+        betas=(hp.adam_beta1, hp.adam_beta2),
+        fused=fused or None,
     )
 
 
@@ -89,7 +96,8 @@ class TorchEngine:
             from ray.train.torch import prepare_model
 
             self.wrapped = prepare_model(model)
-        self.optimizer = _optimizer(model, spec)
+        # FSDP2's parameters are DTensors: they keep the foreach kernel.
+        self.optimizer = _optimizer(model, spec, fused=spec.strategy.type != "fsdp")
         self.scheduler = make_scheduler(self.optimizer, spec.hyperparameters, total_steps)
 
     def _sync(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -227,7 +235,8 @@ class DeepSpeedEngine:
             "zero_allow_untested_optimizer": True,  # a plain torch AdamW, not DeepSpeed's fused one
             "steps_per_print": 1 << 30,
         }
-        optimizer = _optimizer(model, spec)
+        # DeepSpeed steps our optimizer on its own flattened partitions: keep the plain (foreach) kernel.
+        optimizer = _optimizer(model, spec, fused=False)
         scheduler = make_scheduler(optimizer, hp, total_steps)
         self.engine, _, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config, dist_init_required=False
