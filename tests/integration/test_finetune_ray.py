@@ -2,7 +2,8 @@
 
 What a user sees is checked: eval loss falls, the adapter loads with stock peft and the merged model with
 stock transformers (same logits), an interrupted job resumes on exactly the same curve, QLoRA trains on
-CPU, DPO widens the chosen-vs-rejected reward margin.
+CPU, DPO widens the chosen-vs-rejected reward margin, and full finetuning under DeepSpeed ZeRO-1/2
+follows the DDP run step by step to the same model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shipyard.errors import Cancelled
 from shipyard.storage import from_local_path
 from shipyard.storage.local import LocalStorage
 from shipyard.training.metrics import MetricsLog
+from shipyard.training.spec import TrainingJob
 from shipyard.training.trainer import TrainingProgress, TrainingResult, run_training
 from tests.fixtures.ray import needs_loopback_netns
 from tests.integration.training_fixtures import build_tiny_base, finetune_job, write_alpaca_subset
@@ -169,3 +171,49 @@ def test_dpo_widens_the_reward_margin(
     assert abs(margins[0]) < 0.05  # the policy starts as the reference
     assert sum(margins[-3:]) / 3 > 0.2, margins
     assert result.final_metrics["reward_accuracy"] > 0.5 and "eval_reward_margin" in result.final_metrics
+
+
+FULL_STEPS = 6
+
+
+def _full_job(name: str, inputs: tuple[str, str], strategy: dict[str, object] | None = None) -> TrainingJob:
+    return finetune_job(
+        name,
+        *inputs,
+        steps=FULL_STEPS,
+        workers=2,
+        finetune={"method": "full"},
+        checkpoint={"everySteps": FULL_STEPS},
+        strategy=strategy,
+        learningRate=1e-3,
+    )
+
+
+@pytest.fixture(scope="module")
+def full_ddp(inputs: tuple[str, str], store_root: str, ray_cluster: None) -> TrainingResult:
+    return run_training(_full_job("full-ddp", inputs), storage_root=store_root)
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_full_finetuning_under_deepspeed_zero_follows_ddp_to_the_same_model(
+    stage: int, full_ddp: TrainingResult, inputs: tuple[str, str], store_root: str
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    strategy = {"type": "deepspeed", "zeroStage": stage}
+    result = run_training(_full_job(f"full-zero{stage}", inputs, strategy), storage_root=store_root)
+    expected = [r["loss"] for r in _records(full_ddp)]
+    got = [r["loss"] for r in _records(result)]
+    assert len(got) == FULL_STEPS and got[-1] < got[0], got
+    # ZeRO partitions the optimizer state (and, at stage 2, the gradients) over the 2 workers but makes
+    # the same update as DDP: the same curve, the same eval loss, the same weights.
+    assert got == pytest.approx(expected, rel=1e-3)
+    assert result.final_metrics["eval_loss"] == pytest.approx(full_ddp.final_metrics["eval_loss"], rel=1e-3)
+    out = pathlib.Path(result.output_model_uri.removeprefix("file://"))
+    assert (out / "config.json").exists() and not (out / "adapter_config.json").exists()
+    reference = pathlib.Path(full_ddp.output_model_uri.removeprefix("file://"))
+    ids = torch.tensor([[1, 415, 2936, 9060, 285, 1142, 28723]])
+    with torch.no_grad():
+        zero = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(input_ids=ids).logits
+        ddp = AutoModelForCausalLM.from_pretrained(reference, dtype=torch.float32)(input_ids=ids).logits
+    torch.testing.assert_close(zero, ddp, atol=1e-3, rtol=1e-3)

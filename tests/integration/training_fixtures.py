@@ -125,6 +125,7 @@ def finetune_job(
     workers: int = 1,
     finetune: dict[str, Any] | None = None,
     checkpoint: dict[str, Any] | None = None,
+    strategy: dict[str, Any] | None = None,
     **hyper: Any,
 ) -> TrainingJob:
     return parse_training_job(
@@ -149,6 +150,7 @@ def finetune_job(
                     **hyper,
                 },
                 "resources": {"workers": workers, "cpusPerWorker": 1},
+                "strategy": strategy or {"type": "ddp"},
                 "checkpoint": {"everySteps": 5, "keep": 2, **(checkpoint or {})},
                 "runPolicy": {"backoffLimit": 1},
             },
