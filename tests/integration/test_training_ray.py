@@ -102,13 +102,20 @@ def test_a_killed_worker_restarts_from_its_checkpoint_and_finishes(
 ) -> None:
     killed: list[int] = []
 
-    def kill_rank1_after_first_checkpoint(p: TrainingProgress) -> None:
-        if not killed and p.last_checkpoint is not None and len(p.worker_pids) == 2:
+    def kill_rank1_once_a_step_past_a_checkpoint_is_reported(p: TrainingProgress) -> None:
+        # Killing as soon as the checkpoint is reported could land before any later step ran, and then
+        # nothing would run twice; wait for a step past it (checkpoints are 5 steps apart, so the
+        # restart still resumes from this one).
+        if killed or p.last_checkpoint is None or len(p.worker_pids) != 2:
+            return
+        if p.step > int(p.last_checkpoint.rstrip("/").rsplit("step-", 1)[1]):
             killed.append(p.step)
             os.kill(p.worker_pids[1], signal.SIGKILL)
 
     job = training_job("crash", dataset, steps=STEPS, checkpoint={"everySteps": 5})
-    result = run_training(job, storage_root=store_root, on_progress=kill_rank1_after_first_checkpoint)
+    result = run_training(
+        job, storage_root=store_root, on_progress=kill_rank1_once_a_step_past_a_checkpoint_is_reported
+    )
     assert killed and killed[0] < STEPS, "the worker was not killed mid-run"
     assert result.restarts == 1 and result.steps == STEPS
     # Steps after the checkpoint ran twice; the rerun gives the same losses, and the whole curve
