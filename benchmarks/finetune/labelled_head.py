@@ -3,8 +3,8 @@
 One process, one LoRA (or full) model built as ``plain_side.build`` does, the bench's encoded rows in the
 bench's order; every step is run twice on the same batch, once per objective, alternating which goes
 first, with the learning rate at 0 so both see the same weights throughout. Prints tokens/s of each, the
-ratio, and the losses of the first steps (they must agree). Needs the bench's work directory
-(``bench_finetune.py`` builds it):
+ratio, and the losses of the first steps (they must agree). The base model, rows and pad id come from
+``bench_finetune.setup`` (built once under ``--work``, shared with the bench):
 
     /tmp/venv-probe/bin/python benchmarks/finetune/labelled_head.py --method lora
 """
@@ -16,6 +16,7 @@ import pathlib
 import time
 
 import torch
+from bench_finetune import setup
 from plain_side import build
 
 from shipyard.finetune.loader import collate_rows, read_rows
@@ -26,19 +27,19 @@ from shipyard.training.objective import LabelledTokenLoss, causal_lm
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--work", default="/tmp/shipyard-bench-finetune")
+    parser.add_argument("--work", type=pathlib.Path, default=pathlib.Path("/tmp/shipyard-bench-finetune"))
+    parser.add_argument("--records", type=int, default=200)
+    parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--method", choices=("lora", "full"), default="lora")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
-    work = pathlib.Path(args.work)
-    base = next((work / "store" / "cache" / "base-models").iterdir())
-    rows = read_rows(LocalStorage(), str(work / "prepared" / "data" / "train.jsonl"))
+    base, _, rows_path, pad_id = setup(args.work, args.records, args.seq_len, args.batch)
+    rows = read_rows(LocalStorage(), rows_path)
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    model = build(args.method, str(base), False).train()
-    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 2
+    model = build(args.method, base, False).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=0.0)  # same work as training, weights unchanged
     objectives = {"full logits": causal_lm, "labelled only": LabelledTokenLoss(model)}

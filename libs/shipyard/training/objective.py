@@ -24,6 +24,7 @@ from torch import nn
 
 __all__ = ["LabelledTokenLoss", "Objective", "causal_lm", "label_tokens"]
 
+# cross_entropy's default; the value finetune.encode.IGNORE_INDEX writes (that module stays torch-free).
 IGNORE_INDEX = -100
 
 Batch = dict[str, torch.Tensor]
@@ -63,7 +64,7 @@ class LabelledTokenLoss:
         if head is None:
             raise ValueError(f"{type(model).__name__} has no output embeddings (LM head) to select for")
         self._mask: torch.Tensor | None = None
-        self._hook = head.register_forward_pre_hook(self._select)
+        head.register_forward_pre_hook(self._select)
 
     def _select(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if self._mask is None:
@@ -85,10 +86,6 @@ class LabelledTokenLoss:
         if logits.shape[0] == 0:
             return logits.sum() * 0.0, {}
         return torch.nn.functional.cross_entropy(logits.float(), target[mask]), {}
-
-    def remove(self) -> None:
-        """Take the hook off the model (it is inert between calls, so this is only tidiness)."""
-        self._hook.remove()
 
 
 def label_tokens(batch: Batch) -> int:

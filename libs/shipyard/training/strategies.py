@@ -19,7 +19,7 @@ safetensors directory, written by rank 0; every rank must call it since FSDP/ZeR
 
 AdamW's weight decay skips 1-D parameters (norm weights, biases), as in GPT/Llama training recipes;
 only parameters that require gradients are optimized (with LoRA: the adapter weights). DDP runs torch's
-fused AdamW kernel (HF Trainer's default), FSDP and DeepSpeed the foreach one.
+fused AdamW kernel (HF Trainer's default), FSDP and DeepSpeed torch's default implementation.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 def _optimizer(model: nn.Module, spec: TrainingJobSpec, *, fused: bool) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters; ``fused``: torch's fused kernel (CPU and CUDA), which is
     what HF Trainer uses by default (``adamw_torch_fused``) and steps SmolLM2-135M's 135M parameters
-    in 0.04 s instead of the foreach kernel's 0.29 s on 2 CPU cores."""
+    in 0.04-0.07 s on 2 CPU cores, where torch's default (a per-parameter loop on CPU) takes 0.38 s.
+    ``fused=False`` leaves the choice to torch (``None``: foreach on CUDA), not the slow loop."""
     hp = spec.hyperparameters
     return torch.optim.AdamW(
         param_groups(model, hp.weight_decay),
@@ -96,7 +97,7 @@ class TorchEngine:
             from ray.train.torch import prepare_model
 
             self.wrapped = prepare_model(model)
-        # FSDP2's parameters are DTensors: they keep the foreach kernel.
+        # FSDP2's parameters are DTensors: they keep torch's default implementation.
         self.optimizer = _optimizer(model, spec, fused=spec.strategy.type != "fsdp")
         self.scheduler = make_scheduler(self.optimizer, spec.hyperparameters, total_steps)
 
@@ -235,7 +236,7 @@ class DeepSpeedEngine:
             "zero_allow_untested_optimizer": True,  # a plain torch AdamW, not DeepSpeed's fused one
             "steps_per_print": 1 << 30,
         }
-        # DeepSpeed steps our optimizer on its own flattened partitions: keep the plain (foreach) kernel.
+        # DeepSpeed steps our optimizer on its own flattened partitions: keep torch's default there.
         optimizer = _optimizer(model, spec, fused=False)
         scheduler = make_scheduler(optimizer, hp, total_steps)
         self.engine, _, _, self.scheduler = deepspeed.initialize(
